@@ -1,0 +1,42 @@
+"""The ``churn`` command: one sub-command per module in this package."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import models_cmd, predict, train
+
+app = typer.Typer(
+    name="churn",
+    help="churn-stream: train, serve and stream-score customer churn models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    log_level: str = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING... (env CHURN_LOG_LEVEL)"),
+) -> None:
+    """Settings come from CHURN_* environment variables; flags override them."""
+    from cli.console import setup_logging
+    from schemas.settings import Settings
+
+    settings = Settings().with_overrides(log_level=log_level)
+    setup_logging(settings.log_level)
+    ctx.obj = settings
+
+
+app.command("train")(train.command)
+app.command("predict")(predict.command)
+app.add_typer(models_cmd.app, name="models")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,114 @@
+"""The scoring core shared by the stream scorer, the API and ``churn predict``.
+
+``Predictor`` splits the fitted pipeline into its stateless encoder (first
+step) and the fitted rest. It encodes validated records straight into a numpy
+matrix — no DataFrame per call — and runs the rest of the pipeline once per
+batch, inside sklearn's fast-path configuration (inputs are already known to be
+finite and well-typed). The inputs the estimators see are bit-identical to what
+``pipeline.predict_proba(frame)`` would feed them, so the probabilities match
+the sklearn pipeline. Linear pipelines are additionally compiled to plain numpy
+(:mod:`models.fastpath`), which makes a one-record call cost microseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.pipeline import Pipeline
+
+from models.encoding import FeatureEncoder
+from models.fastpath import compile_tail
+from models.registry import LoadedModel, ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    selected_model: str
+    threshold: float
+    created_at: str
+
+
+class Predictor:
+    """Scores customer records with one fitted pipeline; immutable, so safe to share."""
+
+    def __init__(self, pipeline: Pipeline, manifest: dict[str, Any]) -> None:
+        encoder = pipeline.steps[0][1]
+        if not isinstance(encoder, FeatureEncoder):
+            raise TypeError("the pipeline must start with models.encoding.FeatureEncoder")
+        self.pipeline = pipeline
+        self.manifest = manifest
+        self.info = ModelInfo(
+            version=str(manifest["version"]),
+            selected_model=str(manifest.get("selected_model", "unknown")),
+            threshold=float(manifest.get("threshold", 0.5)),
+            created_at=str(manifest.get("created_at", "")),
+        )
+        self._encoder = encoder
+        self._rest = pipeline[1:]
+        self._fast = compile_tail(self._rest)
+        self.fast_path = self._fast is not None
+
+    def check_fast_path(self, records: Sequence[Any], tolerance: float = 1e-12) -> None:
+        """Compare the compiled scorer with sklearn on ``records``; disable it on any mismatch."""
+        if self._fast is None or not records:
+            return
+        matrix = self._encoder.encode_records(records)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            expected = self._rest.predict_proba(matrix)[:, 1]
+        if not np.allclose(self._fast(matrix), expected, rtol=0.0, atol=tolerance):
+            log.warning("compiled scorer disagrees with sklearn for %s; using sklearn", self.version)
+            self._fast = None
+            self.fast_path = False
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> Predictor:
+        return cls(loaded.pipeline, loaded.manifest)
+
+    @classmethod
+    def from_registry(cls, registry: ModelRegistry, version: str | None = None) -> Predictor:
+        """Load (sha256-verified) the given version, the promoted one by default."""
+        return cls.from_loaded(registry.load(version))
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def threshold(self) -> float:
+        return self.info.threshold
+
+    def predict_batch(self, records: Sequence[Any]) -> np.ndarray:
+        """Churn probabilities for validated records (pydantic models or snake_case dicts)."""
+        if not records:
+            return np.empty(0, dtype=np.float64)
+        return self.predict_matrix(self._encoder.encode_records(records))
+
+    def predict_one(self, record: Any) -> float:
+        """The single-record path: one small matrix, no DataFrame."""
+        return float(self.predict_matrix(self._encoder.encode_one(record))[0])
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Churn probabilities for a cleaned frame (see :func:`training.data.clean`)."""
+        if frame.empty:
+            return np.empty(0, dtype=np.float64)
+        return self.predict_matrix(self._encoder.transform(frame))
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        if self._fast is not None:
+            return self._fast(matrix)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            proba = self._rest.predict_proba(matrix)
+        return np.asarray(proba[:, 1], dtype=np.float64)
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        """Churn yes/no at the model's threshold."""
+        return np.asarray(probabilities >= self.threshold)

@@ -1,0 +1,73 @@
+"""Runtime configuration: ``CHURN_*`` environment variables read once into a typed object.
+
+Every component takes a :class:`Settings` instance as an argument; nothing reads
+the environment behind its caller's back. CLI flags override fields with
+``settings.model_copy(update=...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class Settings(BaseSettings):
+    """All settings of churn-stream; see ``docs/configuration.md`` for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    # The embedded broker needs a short session timeout or group joins take ~20 s.
+    kafka_session_timeout_s: float = 6.0
+    kafka_heartbeat_interval_s: float = 1.0
+
+    events_topic: str = "customer-events"
+    predictions_topic: str = "churn-predictions"
+    dlq_topic: str = "customer-events-dlq"
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    # --- model -----------------------------------------------------------------
+    model_store: Path = Path("models/store")
+
+    # --- scorer ----------------------------------------------------------------
+    scorer_app_id: str = "churn-scorer"
+    scorer_max_batch: int = Field(default=500, ge=1)
+    scorer_max_wait_s: float = Field(default=0.05, gt=0)
+    scorer_web_host: str = "127.0.0.1"
+    scorer_web_port: int = 6066
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    model_poll_interval_s: float = Field(default=5.0, gt=0)
+
+    # --- API -------------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1)
+    api_key: SecretStr | None = None
+    api_max_batch: int = Field(default=1000, ge=1)
+    api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    api_cors_origins: list[str] = Field(default_factory=list)
+
+    # --- producer --------------------------------------------------------------
+    producer_rate: float = Field(default=50.0, gt=0)
+
+    # --- logging ---------------------------------------------------------------
+    log_level: str = "INFO"
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""
+        update = {k: v for k, v in values.items() if v is not None}
+        return self.model_copy(update=update) if update else self

@@ -1,0 +1,1 @@
+"""Training: load or generate data, train candidates, evaluate, select, write artifacts."""

@@ -1,0 +1,220 @@
+"""One training run: data -> candidates -> evaluation -> selection -> versioned artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from schemas.features import FEATURES, SCHEMA_VERSION, TARGET
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: Path | None = None  # None: synthetic data
+    rows: int = 7043  # synthetic rows
+    seed: int = 42  # synthetic data seed
+    split_seed: int = 42
+    test_size: float = 0.2
+    cv_folds: int = 5
+    candidates: list[str] | None = None
+    store: Path = Path("models/store")
+    promote: bool = True
+    plots: bool = True
+
+
+@dataclass
+class TrainOutcome:
+    version: str
+    path: Path
+    selected_model: str
+    manifest: dict[str, Any]
+    promoted: bool
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _noop(_: str) -> None:
+    return None
+
+
+def new_version(fingerprint: str) -> str:
+    """Version names sort by creation time: ``YYYYmmddTHHMMSSffffffZ-<data fingerprint>``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + fingerprint[:8]
+
+
+def load_data(config: TrainConfig) -> tuple[pd.DataFrame, str]:
+    from training import data as data_module
+    from training import synthetic
+
+    if config.data is not None:
+        return data_module.load_csv(config.data), str(config.data)
+    return synthetic.generate(config.rows, config.seed), f"synthetic(rows={config.rows}, seed={config.seed})"
+
+
+def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
+    """Train every candidate, select by held-out ROC AUC, write a version, maybe promote it."""
+    import joblib
+    from sklearn.model_selection import train_test_split
+
+    from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry
+    from training import candidates as candidate_module
+    from training import data as data_module
+    from training import evaluate, report
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    on_step("loading data")
+    frame, source = load_data(config)
+    if frame[TARGET].nunique() < 2:
+        raise data_module.DataError("the target has a single class; cannot train")
+    x = frame[["customer_id", *FEATURES]]
+    y = frame[TARGET].to_numpy()
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=config.test_size, stratify=y, random_state=config.split_seed
+    )
+    fingerprint = data_module.fingerprint(frame)
+
+    results: list[evaluate.CandidateResult] = []
+    for name, pipeline in candidate_module.build(config.candidates, config.split_seed).items():
+        t0 = time.perf_counter()
+        on_step(f"{name}: {config.cv_folds}-fold cross-validation")
+        cv_scores, oof = evaluate.cross_validate(
+            pipeline, x_train, y_train, folds=config.cv_folds, seed=config.split_seed
+        )
+        threshold = evaluate.best_f1_threshold(y_train, oof)
+        on_step(f"{name}: fitting on the training split")
+        pipeline.fit(x_train, y_train)
+        _single_threaded(pipeline)
+        probability = pipeline.predict_proba(x_test)[:, 1]
+        result = evaluate.CandidateResult(name, pipeline, threshold, cv_scores, probability)
+        result.metrics = evaluate.classification_metrics(y_test, probability, threshold)
+        results.append(result)
+        timings[name] = time.perf_counter() - t0
+        log.info(
+            "candidate %s: held-out ROC AUC %.4f, CV %.4f",
+            name,
+            result.metrics["roc_auc"],
+            np.mean(cv_scores),
+        )
+
+    best = max(results, key=lambda r: r.metrics["roc_auc"])
+    registry = ModelRegistry(config.store)
+    version = new_version(fingerprint)
+    manifest: dict[str, Any] = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "schema_version": SCHEMA_VERSION,
+        "selected_model": best.name,
+        "selection": "highest ROC AUC on the held-out split",
+        "threshold": best.threshold,
+        "metrics": {r.name: r.summary() for r in results},
+        "features": list(FEATURES),
+        "training_data": {
+            "source": source,
+            "rows": len(frame),
+            "churn_rate": float(y.mean()),
+            "fingerprint": fingerprint,
+        },
+        "split": {
+            "test_size": config.test_size,
+            "seed": config.split_seed,
+            "stratified": True,
+            "train_rows": len(y_train),
+            "test_rows": len(y_test),
+            "cv_folds": config.cv_folds,
+        },
+        "reference_distribution": evaluate.probability_histogram(best.test_probability),
+        "environment": _environment(),
+    }
+
+    with registry.stage(version) as folder:
+        on_step("writing artifacts")
+        joblib.dump(best.pipeline, folder / MODEL_FILE, compress=3)
+        pictures: dict[str, str] = {}
+        if config.plots:
+            t0 = time.perf_counter()
+            on_step("drawing pictures")
+            pictures = _draw(results, best, frame, x_test, y_test, folder, config.split_seed)
+            timings["plots"] = time.perf_counter() - t0
+        (folder / "report.md").write_text(report.render(manifest, pictures), encoding="utf-8")
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+    promoted = False
+    if config.promote:
+        registry.promote(version)
+        promoted = True
+    seconds = time.perf_counter() - started
+    return TrainOutcome(
+        version=version,
+        path=config.store / version,
+        selected_model=best.name,
+        manifest=registry.manifest(version),
+        promoted=promoted,
+        seconds=seconds,
+        timings=timings,
+    )
+
+
+def _single_threaded(pipeline: Any) -> None:
+    """Score with one thread: per-request thread pools cost more than they save here."""
+    for step in pipeline.named_steps.values():
+        if hasattr(step, "n_jobs"):
+            step.n_jobs = None
+
+
+def _draw(
+    results: list[Any],
+    best: Any,
+    frame: pd.DataFrame,
+    x_test: pd.DataFrame,
+    y_test: np.ndarray,
+    folder: Path,
+    seed: int,
+) -> dict[str, str]:
+    from sklearn.inspection import permutation_importance
+
+    from training import plots
+
+    importance = permutation_importance(
+        best.pipeline,
+        x_test[list(FEATURES)],
+        y_test,
+        scoring="roc_auc",
+        n_repeats=5,
+        random_state=seed,
+    )
+    return {
+        "roc_curves": plots.roc_curves(results, y_test, folder),
+        "confusion_matrices": plots.confusion_matrices(results, y_test, folder),
+        "churn_distribution": plots.churn_distribution(frame, folder),
+        "calibration": plots.calibration(results, y_test, folder),
+        "feature_importance": plots.feature_importance(
+            list(FEATURES), importance.importances_mean, importance.importances_std, best.name, folder
+        ),
+    }
+
+
+def _environment() -> dict[str, str]:
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit_learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
