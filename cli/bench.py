@@ -1,0 +1,11 @@
+"""``churn bench ...``: reproducible benchmarks; each sub-command lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Benchmarks (figures in docs/benchmarks.md come from these).", no_args_is_help=True)
+
+# Sub-commands register here, one line each, e.g.:
+#   from cli import bench_stream
+#   app.command("stream")(bench_stream.command)
