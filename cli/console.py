@@ -30,5 +30,5 @@ def fail(message: str, code: int = 1) -> None:
     """Print an error for a person and exit with ``code``."""
     import typer
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

@@ -1,0 +1,135 @@
+"""The churn CLI: train, predict, models list/promote/rollback, as a user runs them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from models.predictor import Predictor
+from models.registry import ModelRegistry
+from training.data import load_csv, to_telco_csv
+from training.run import TrainOutcome
+from training.synthetic import generate
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "predict", "models", "bench"):
+        assert command in result.output
+
+
+def test_train_writes_and_promotes_a_version(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    result = runner.invoke(
+        app,
+        ["train", "--rows", "600", "--store", str(store), "--candidate", "logistic_regression", "--no-plots"],
+    )
+    assert result.exit_code == 0, result.output
+    registry = ModelRegistry(store)
+    assert registry.current() == registry.versions()[0]
+    assert "logistic_regression" in result.output and "promoted" in result.output
+
+
+def test_train_on_a_csv_with_errors_fails_clearly(tmp_path: Path) -> None:
+    frame = generate(200, seed=1)
+    frame.loc[5, "contract"] = "Weekly"
+    to_telco_csv(frame, tmp_path / "bad.csv")
+    result = runner.invoke(
+        app, ["train", "--data", str(tmp_path / "bad.csv"), "--store", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 1
+    assert "row 6, column 'contract'" in result.output
+
+
+def test_predict_scores_a_telco_file(trained: TrainOutcome, tmp_path: Path) -> None:
+    frame = generate(500, seed=77)
+    frame.loc[:4, "total_charges"] = np.nan
+    source = tmp_path / "in.csv"
+    to_telco_csv(frame.drop(columns=["churn"]), source)
+    out = tmp_path / "out.csv"
+    store = str(trained.path.parent)
+    result = runner.invoke(app, ["predict", "--input", str(source), "--output", str(out), "--store", store])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["customerID", "churn_probability", "churn"]
+    assert scored["customerID"].tolist() == frame["customer_id"].tolist()
+    predictor = Predictor.from_registry(ModelRegistry(trained.path.parent))
+    expected = predictor.pipeline.predict_proba(load_csv(source, require_target=False))[:, 1]
+    np.testing.assert_allclose(scored["churn_probability"], expected, rtol=0, atol=1e-12)
+    assert (scored["churn"] == (expected >= predictor.threshold)).all()
+
+
+def test_predict_keeps_a_snake_case_id_column(trained: TrainOutcome, tmp_path: Path) -> None:
+    source = tmp_path / "snake.csv"
+    generate(20, seed=3).to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    store = str(trained.path.parent)
+    result = runner.invoke(app, ["predict", "-i", str(source), "-o", str(out), "--store", store])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out).columns[0] == "customer_id"
+
+
+def test_predict_reports_bad_rows_and_writes_nothing(trained: TrainOutcome, tmp_path: Path) -> None:
+    frame = generate(50, seed=3)
+    frame.loc[7, "tenure"] = -4
+    to_telco_csv(frame, tmp_path / "bad.csv")
+    out = tmp_path / "out.csv"
+    store = str(trained.path.parent)
+    result = runner.invoke(
+        app, ["predict", "-i", str(tmp_path / "bad.csv"), "-o", str(out), "--store", store]
+    )
+    assert result.exit_code == 1
+    assert "row 8, column 'tenure'" in result.output
+    assert not out.exists()
+
+
+def test_predict_without_a_model_says_what_to_do(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    to_telco_csv(generate(5, seed=1), source)
+    result = runner.invoke(
+        app, ["predict", "-i", str(source), "-o", str(tmp_path / "o.csv"), "--store", str(tmp_path / "empty")]
+    )
+    assert result.exit_code == 1
+    assert "churn train" in result.output
+
+
+@pytest.fixture
+def two_versions(trained: TrainOutcome, tmp_path: Path) -> tuple[Path, str, str]:
+    store = tmp_path / "store"
+    shutil.copytree(trained.path.parent, store)
+    result = runner.invoke(
+        app,
+        ["train", "--rows", "400", "--store", str(store), "--candidate", "logistic_regression", "--no-plots"],
+    )
+    assert result.exit_code == 0, result.output
+    registry = ModelRegistry(store)
+    return store, trained.version, registry.versions()[-1]
+
+
+def test_models_list_promote_rollback(two_versions: tuple[Path, str, str]) -> None:
+    store, first, second = two_versions
+    listing = runner.invoke(app, ["models", "list", "--store", str(store)])
+    assert listing.exit_code == 0
+    assert first[:15] in listing.output and second[:15] in listing.output
+    assert ModelRegistry(store).current() == second
+
+    rollback = runner.invoke(app, ["models", "rollback", "--store", str(store)])
+    assert rollback.exit_code == 0, rollback.output
+    assert ModelRegistry(store).current() == first
+
+    promote = runner.invoke(app, ["models", "promote", second, "--store", str(store)])
+    assert promote.exit_code == 0, promote.output
+    assert ModelRegistry(store).current() == second
+
+    unknown = runner.invoke(app, ["models", "promote", "nope", "--store", str(store)])
+    assert unknown.exit_code == 1
+    assert "unknown version" in unknown.output

@@ -1,0 +1,124 @@
+"""Predictor gives the fitted sklearn pipeline's probabilities for every record, single or batch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.encoding import FeatureEncoder, feature_names
+from models.predictor import Predictor
+from schemas import CustomerEvent
+from training import candidates
+from training.synthetic import generate
+
+TOLERANCE = 1e-9
+
+
+def as_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    rows = frame.to_dict("records")
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+
+
+def as_events(frame: pd.DataFrame) -> list[CustomerEvent]:
+    return [
+        CustomerEvent.model_validate({**r, "event_id": f"e{i}", "event_time": "2026-01-01T00:00:00Z"})
+        for i, r in enumerate(as_records(frame))
+    ]
+
+
+@pytest.fixture(scope="module")
+def random_customers() -> pd.DataFrame:
+    """Many records, including blank total charges and values beyond the training range."""
+    frame = generate(3000, seed=123)
+    rng = np.random.default_rng(0)
+    wild = rng.choice(len(frame), 200, replace=False)
+    frame.loc[wild[:100], "tenure"] = rng.integers(73, 1200, 100)
+    frame.loc[wild[100:], "monthly_charges"] = rng.uniform(0, 5000, 100).round(2)
+    frame.loc[wild[:30], "total_charges"] = np.nan
+    return frame
+
+
+@pytest.fixture(scope="module", params=list(candidates.CANDIDATES))
+def predictor(request: pytest.FixtureRequest) -> Predictor:
+    """Every candidate type: compiled numpy path and sklearn fallback alike."""
+    train = generate(1200, seed=1)
+    pipeline = candidates.build([request.param], seed=0)[request.param]
+    pipeline.fit(train, train["churn"])
+    return Predictor(pipeline, {"version": f"test-{request.param}", "threshold": 0.4})
+
+
+def test_batch_matches_the_sklearn_pipeline(predictor: Predictor, random_customers: pd.DataFrame) -> None:
+    expected = predictor.pipeline.predict_proba(random_customers)[:, 1]
+    events = as_events(random_customers)
+    np.testing.assert_allclose(predictor.predict_batch(events), expected, rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(
+        predictor.predict_batch(as_records(random_customers)), expected, rtol=0, atol=TOLERANCE
+    )
+    np.testing.assert_allclose(predictor.predict_frame(random_customers), expected, rtol=0, atol=TOLERANCE)
+
+
+def test_single_records_match_the_sklearn_pipeline(
+    predictor: Predictor, random_customers: pd.DataFrame
+) -> None:
+    sample = random_customers.iloc[::15]
+    expected = predictor.pipeline.predict_proba(sample)[:, 1]
+    got = [predictor.predict_one(e) for e in as_events(sample)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    got_dicts = [predictor.predict_one(r) for r in as_records(sample)]
+    np.testing.assert_allclose(got_dicts, expected, rtol=0, atol=TOLERANCE)
+
+
+def test_linear_models_are_compiled_and_others_fall_back(predictor: Predictor) -> None:
+    linear = predictor.version in ("test-logistic_regression", "test-spline_logistic")
+    assert predictor.fast_path is linear
+
+
+def test_fast_path_check_keeps_agreeing_compiled_scorers(
+    predictor: Predictor, random_customers: pd.DataFrame
+) -> None:
+    before = predictor.fast_path
+    predictor.check_fast_path(as_events(random_customers.head(50)))
+    assert predictor.fast_path is before
+
+
+def test_fast_path_is_dropped_when_it_disagrees(random_customers: pd.DataFrame) -> None:
+    train = generate(800, seed=2)
+    pipeline = candidates.build(["logistic_regression"])["logistic_regression"]
+    pipeline.fit(train, train["churn"])
+    predictor = Predictor(pipeline, {"version": "v"})
+    assert predictor.fast_path
+    pipeline.named_steps["model"].intercept_ = pipeline.named_steps["model"].intercept_ + 1.0
+    predictor.check_fast_path(as_events(random_customers.head(20)))
+    assert not predictor.fast_path
+    expected = pipeline.predict_proba(random_customers)[:, 1]
+    np.testing.assert_allclose(predictor.predict_frame(random_customers), expected, rtol=0, atol=TOLERANCE)
+
+
+def test_empty_batch_and_decision(predictor: Predictor) -> None:
+    assert predictor.predict_batch([]).shape == (0,)
+    assert predictor.decide(np.array([0.39, 0.4, 0.9])).tolist() == [False, True, True]
+
+
+def test_encoder_paths_agree_and_impute_new_customers(random_customers: pd.DataFrame) -> None:
+    encoder = FeatureEncoder()
+    from_frame = encoder.transform(random_customers)
+    from_records = encoder.encode_records(as_events(random_customers))
+    np.testing.assert_array_equal(from_frame, from_records)
+    for i, record in enumerate(as_records(random_customers.head(40))):
+        np.testing.assert_array_equal(encoder.encode_one(record)[0], from_frame[i])
+    assert from_frame.shape[1] == len(feature_names())
+    new = random_customers["total_charges"].isna().to_numpy()
+    expected = random_customers["tenure"].to_numpy() * random_customers["monthly_charges"].to_numpy()
+    np.testing.assert_array_equal(from_frame[new, 2], expected[new])
+
+
+def test_the_pipeline_must_start_with_the_encoder() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    with pytest.raises(TypeError, match="FeatureEncoder"):
+        Predictor(Pipeline([("model", LogisticRegression())]), {"version": "v"})

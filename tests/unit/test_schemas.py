@@ -1,0 +1,190 @@
+"""The wire contract: what CustomerEvent accepts, and every reason it rejects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import CATEGORIES, FEATURES, ChurnPrediction, CustomerEvent, DeadLetter, PredictRequest
+from schemas.features import TELCO_ALIASES
+
+
+def event(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "event_id": "e-1",
+        "event_time": "2026-11-26T07:00:00Z",
+        "customer_id": "7590-VHVEG",
+        "gender": "Female",
+        "senior_citizen": 0,
+        "partner": "Yes",
+        "dependents": "No",
+        "tenure": 1,
+        "phone_service": "No",
+        "multiple_lines": "No phone service",
+        "internet_service": "DSL",
+        "online_security": "No",
+        "online_backup": "Yes",
+        "device_protection": "No",
+        "tech_support": "No",
+        "streaming_tv": "No",
+        "streaming_movies": "No",
+        "contract": "Month-to-month",
+        "paperless_billing": "Yes",
+        "payment_method": "Electronic check",
+        "monthly_charges": 29.85,
+        "total_charges": 29.85,
+    }
+    base.update(overrides)
+    return base
+
+
+def errors(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    with pytest.raises(ValidationError) as info:
+        CustomerEvent.model_validate(payload)
+    return info.value.errors()
+
+
+def test_valid_event_round_trips_through_json() -> None:
+    parsed = CustomerEvent.model_validate_json(json.dumps(event()))
+    assert parsed.customer_id == "7590-VHVEG"
+    assert parsed.event_time == datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    assert parsed.schema_version == 1
+    again = CustomerEvent.model_validate_json(parsed.model_dump_json())
+    assert again == parsed
+
+
+def test_telco_column_names_are_accepted_as_aliases() -> None:
+    snake = event()
+    telco = {TELCO_ALIASES.get(k, k): v for k, v in snake.items()}
+    assert "customerID" in telco and "MonthlyCharges" in telco
+    assert CustomerEvent.model_validate(telco) == CustomerEvent.model_validate(snake)
+
+
+@pytest.mark.parametrize("blank", ["", " ", "   "])
+def test_blank_total_charges_means_missing(blank: str) -> None:
+    assert CustomerEvent.model_validate(event(total_charges=blank)).total_charges is None
+
+
+def test_total_charges_may_be_absent_or_text() -> None:
+    payload = event()
+    del payload["total_charges"]
+    assert CustomerEvent.model_validate(payload).total_charges is None
+    assert CustomerEvent.model_validate(event(total_charges="1889.50")).total_charges == 1889.5
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, 0), (1, 1), (True, 1), (False, 0), ("1", 1), ("No", 0)])
+def test_senior_citizen_accepts_flags_and_booleans(value: Any, expected: int) -> None:
+    assert CustomerEvent.model_validate(event(senior_citizen=value)).senior_citizen == expected
+
+
+def test_yes_no_fields_accept_booleans() -> None:
+    parsed = CustomerEvent.model_validate(event(partner=True, dependents=False))
+    assert (parsed.partner, parsed.dependents) == ("Yes", "No")
+
+
+def test_extra_fields_are_ignored_and_schema_version_carried() -> None:
+    parsed = CustomerEvent.model_validate(event(loyalty_tier="gold", schema_version=2))
+    assert not hasattr(parsed, "loyalty_tier")
+    assert parsed.schema_version == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error_type"),
+    [
+        ("contract", "Weekly", "literal_error"),
+        ("payment_method", "Cash", "literal_error"),
+        ("gender", "F", "literal_error"),
+        ("internet_service", "Satellite", "literal_error"),
+        ("tenure", -1, "greater_than_equal"),
+        ("tenure", 100_000, "less_than_equal"),
+        ("tenure", 12.5, "int_from_float"),
+        ("tenure", "twelve", "int_parsing"),
+        ("tenure", True, "value_error"),
+        ("monthly_charges", -0.01, "greater_than_equal"),
+        ("monthly_charges", 1e12, "less_than_equal"),
+        ("monthly_charges", float("nan"), "finite_number"),
+        ("monthly_charges", float("inf"), "finite_number"),
+        ("monthly_charges", "abc", "float_parsing"),
+        ("monthly_charges", [1], "float_type"),
+        ("total_charges", -5, "greater_than_equal"),
+        ("senior_citizen", 2, "less_than_equal"),
+        ("senior_citizen", "maybe", "value_error"),
+        ("customer_id", "", "string_too_short"),
+        ("customer_id", {"id": 1}, "value_error"),
+        ("event_time", "yesterday", "datetime_from_date_parsing"),
+    ],
+)
+def test_rejections_name_the_field(field: str, value: Any, error_type: str) -> None:
+    [error] = errors(event(**{field: value}))
+    assert error["loc"][0] == field
+    assert error["type"] == error_type
+    assert error["msg"]
+
+
+@pytest.mark.parametrize("field", [*FEATURES[:-1], "customer_id", "event_id", "event_time"])
+def test_every_required_field_is_required(field: str) -> None:
+    payload = event()
+    del payload[field]
+    [error] = errors(payload)
+    assert error["type"] == "missing"
+    assert error["loc"][0] == field
+
+
+def test_unknown_category_message_lists_the_vocabulary() -> None:
+    [error] = errors(event(contract="Weekly"))
+    for level in CATEGORIES["contract"]:
+        assert level in error["msg"]
+
+
+def test_naive_event_time_is_taken_as_utc() -> None:
+    parsed = CustomerEvent.model_validate(event(event_time="2026-11-26T07:00:00"))
+    assert parsed.event_time.tzinfo is not None
+    assert parsed.event_time.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+
+
+def test_predict_request_fills_event_id_and_time() -> None:
+    payload = event()
+    del payload["event_id"], payload["event_time"]
+    first = PredictRequest.model_validate(payload)
+    second = PredictRequest.model_validate(payload)
+    assert first.event_id and first.event_id != second.event_id
+    assert first.event_time.tzinfo is not None
+
+
+def test_prediction_rejects_probability_out_of_range() -> None:
+    base = {
+        "event_id": "e",
+        "customer_id": "c",
+        "churn": True,
+        "threshold": 0.4,
+        "model_version": "v",
+        "scored_at": "2026-11-26T07:00:00Z",
+    }
+    assert ChurnPrediction.model_validate({**base, "churn_probability": 0.7}).churn
+    with pytest.raises(ValidationError):
+        ChurnPrediction.model_validate({**base, "churn_probability": 1.5})
+
+
+def test_dead_letter_headers_round_trip() -> None:
+    letter = DeadLetter(
+        error_type="invalid_json",
+        error_message="line 1: expected value",
+        source_topic="customer-events",
+        source_partition=3,
+        source_offset=42,
+    )
+    headers = letter.headers()
+    assert dict(headers)["source_offset"] == b"42"
+    assert [name for name, _ in headers] == [
+        "error_type",
+        "error_message",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "failed_at",
+    ]
+    assert DeadLetter.from_headers(headers) == letter
