@@ -86,7 +86,7 @@ def clean(raw: pd.DataFrame, *, require_target: bool) -> pd.DataFrame:
 
     problems: list[Problem] = []
     out = pd.DataFrame(index=raw.index)
-    text = {c: raw[c].astype(str).str.strip() for c in raw.columns}
+    text = {c: _stripped(raw[c]) for c in {*needed, ID_COLUMN, TARGET} if c in raw.columns}
 
     if ID_COLUMN in raw.columns:
         out[ID_COLUMN] = text[ID_COLUMN]
@@ -166,6 +166,13 @@ def to_telco_csv(frame: pd.DataFrame, path: Path | str) -> None:
         out[TARGET] = out[TARGET].map({1: "Yes", 0: "No"})
     columns = [c for c in (ID_COLUMN, *FEATURES, TARGET) if c in out.columns]
     out[columns].rename(columns=TELCO_ALIASES).to_csv(path, index=False)
+
+
+def _stripped(column: pd.Series) -> pd.Series:
+    """Whitespace-stripped text; strips each distinct value once (columns repeat a few levels)."""
+    codes, uniques = pd.factorize(column.astype(str), use_na_sentinel=False)
+    cleaned = np.array([u.strip() for u in uniques], dtype=object)
+    return pd.Series(cleaned[codes], index=column.index)
 
 
 def _problems(mask: pd.Series, column: str, reason: object, values: pd.Series) -> list[Problem]:
