@@ -45,6 +45,7 @@ EXPECTED_QUIET = {
     "ChurnEndToEndLatencyHigh",
     "ChurnConsumerLagGrowing",
     "ChurnScorerDown",
+    "ChurnScorerAbsent",
     "ChurnApiDown",
 }
 
