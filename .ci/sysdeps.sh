@@ -2,7 +2,11 @@
 # Install the Debian packages the test-suite needs, only when they are missing.
 set -euo pipefail
 need=()
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Debian's prometheus package: promtool checks the config and rules, and the server
+# itself runs in tests/unit/test_monitoring_prometheus.py (and the live-stack test).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  need+=(prometheus)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -1,0 +1,151 @@
+"""Read PromQL out of the dashboard and the alert rules, and name what it refers to.
+
+Used by the tests that keep the dashboard and alerts honest: every metric a query
+names must be defined in :mod:`monitoring.metrics`, and every query must be accepted
+(and answered) by a real Prometheus server.
+
+This is not a PromQL parser. It removes string literals, label matchers, grouping
+label lists and range brackets, then reads the identifiers that remain; that is
+exact for the expressions this project writes (selectors, functions, aggregations,
+binary operators).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.metrics import MetricWrapperBase
+
+from monitoring.metrics import ApiMetrics, ScorerMetrics
+
+#: Grafana's built-in interval variables, replaced before a query goes to Prometheus.
+GRAFANA_VARIABLES = ("$__rate_interval", "${__rate_interval}", "$__interval", "${__interval}")
+GRAFANA_RANGE_VARIABLES = ("$__range", "${__range}")
+
+#: Series Prometheus itself writes for every target.
+SCRAPE_SERIES: dict[str, frozenset[str]] = {
+    name: frozenset()
+    for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added")
+}
+#: Labels every scraped series carries.
+TARGET_LABELS = frozenset({"job", "instance"})
+
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool"}
+    | {"inf", "nan"}
+)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{([^}]*)\}")
+_MATCHER_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_IDENT = re.compile(r"(?<![\w.:$])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w:])(\s*\()?")
+
+
+@dataclass(frozen=True)
+class Query:
+    """One PromQL expression and where it came from (panel title or alert name)."""
+
+    source: str
+    expr: str
+
+
+def for_prometheus(expr: str, interval: str = "1m", range_: str = "5m") -> str:
+    """Replace Grafana's interval variables so Prometheus can evaluate the expression."""
+    for var in GRAFANA_VARIABLES:
+        expr = expr.replace(var, interval)
+    for var in GRAFANA_RANGE_VARIABLES:
+        expr = expr.replace(var, range_)
+    if "$" in expr:
+        raise ValueError(f"unreplaced Grafana variable in {expr!r}")
+    return expr
+
+
+def dashboard_queries(dashboard: Mapping[str, Any]) -> list[Query]:
+    """Every target ``expr`` of every panel, rows and nested panels included."""
+    found: list[Query] = []
+
+    def walk(panels: Iterable[Mapping[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                if target.get("expr"):
+                    found.append(Query(f"panel {panel.get('title', '?')!r}", str(target["expr"])))
+            walk(panel.get("panels", []))
+
+    walk(dashboard.get("panels", []))
+    return found
+
+
+def rule_queries(rules: Mapping[str, Any]) -> list[Query]:
+    """The ``expr`` of every alerting and recording rule of a parsed rules file."""
+    found: list[Query] = []
+    for group in rules.get("groups", []):
+        for rule in group.get("rules", []):
+            name = rule.get("alert") or rule.get("record") or "?"
+            found.append(Query(f"rule {name!r}", str(rule["expr"])))
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    """Names of the series an expression selects (functions, keywords and labels excluded)."""
+    text = _STRING.sub('""', expr)
+    text = _GROUPING.sub(" ", text)
+    text = _SELECTOR.sub(lambda m: f" {m.group(1) or ''} ", text)
+    text = _RANGE.sub(" ", text)
+    names: set[str] = set()
+    for match in _IDENT.finditer(text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def label_names(expr: str) -> set[str]:
+    """Labels the expression matches on or groups by."""
+    text = _STRING.sub('""', expr)
+    labels: set[str] = set()
+    for match in _GROUPING.finditer(text):
+        labels.update(part.strip() for part in match.group(2).split(",") if part.strip())
+    for match in _SELECTOR.finditer(text):
+        labels.update(_MATCHER_LABEL.findall(match.group(2)))
+    return labels
+
+
+def exported_series() -> dict[str, frozenset[str]]:
+    """Series names the scorer and API expose, each with its label names.
+
+    Counters are exposed as ``<name>_total``; histograms as ``_bucket`` (with ``le``),
+    ``_sum`` and ``_count``; gauges under their own name.
+    """
+    series: dict[str, frozenset[str]] = {}
+    for metrics in (ScorerMetrics.create(), ApiMetrics.create()):
+        for name, kind, labels in _families(metrics):
+            if kind == "counter":
+                series[f"{name}_total"] = labels
+            elif kind == "histogram":
+                series[f"{name}_bucket"] = labels | {"le"}
+                series[f"{name}_sum"] = labels
+                series[f"{name}_count"] = labels
+            else:
+                series[name] = labels
+    return series
+
+
+def _families(metrics: ScorerMetrics | ApiMetrics) -> list[tuple[str, str, frozenset[str]]]:
+    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics."""
+    out: list[tuple[str, str, frozenset[str]]] = []
+    for field in dataclasses.fields(metrics):
+        metric = getattr(metrics, field.name)
+        if not isinstance(metric, MetricWrapperBase):
+            continue
+        # A labelled metric with no children exposes no samples, so the label names
+        # come from the wrapper (prometheus-client keeps them in ``_labelnames``).
+        labels = frozenset(getattr(metric, "_labelnames", ()))
+        for family in metric.describe():
+            out.append((family.name, family.type, labels))
+    return out

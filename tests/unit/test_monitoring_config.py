@@ -1,0 +1,282 @@
+"""The Prometheus config, alert rules and Grafana dashboard agree with monitoring/metrics.py.
+
+promtool comes from Debian's ``prometheus`` package (``bash .ci/sysdeps.sh``): these
+tests fail in CI without it and are skipped locally with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitoring import prometheus_config, promql
+from tests.prometheus import find_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+DASHBOARD = MONITORING / "grafana" / "dashboards" / "churn.json"
+DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS = MONITORING / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+
+#: Panel title -> a series its queries must use. The issue's list of panels.
+REQUIRED_PANELS = {
+    "Events consumed /s": "churn_events_consumed_total",
+    "Predictions /s by outcome": "churn_predictions_total",
+    "Predicted churn rate": "churn_predictions_total",
+    "Distribution of predicted churn": "churn_prediction_probability_bucket",
+    "Inference latency (model time per batch)": "churn_inference_latency_seconds_bucket",
+    "End-to-end latency": "churn_end_to_end_latency_seconds_bucket",
+    "Dead letters /s by type": "churn_dead_letters_total",
+    "Consumer lag by partition": "churn_consumer_lag",
+    "Model version in use": "churn_model_info",
+    "Drift (PSI vs training reference)": "churn_drift_psi",
+    "API requests /s": "churn_api_requests_total",
+    "API latency": "churn_api_request_latency_seconds_bucket",
+    "API error rate": "churn_api_requests_total",
+}
+
+#: Alert name -> (severity, a series its expression must use). The issue's list of alerts.
+REQUIRED_ALERTS = {
+    "ChurnNoPredictions": ("critical", "churn_predictions_total"),
+    "ChurnDeadLetterRateHigh": ("warning", "churn_dead_letters_total"),
+    "ChurnEndToEndLatencyHigh": ("warning", "churn_end_to_end_latency_seconds_bucket"),
+    "ChurnPredictionDrift": ("warning", "churn_drift_psi"),
+    "ChurnConsumerLagGrowing": ("warning", "churn_consumer_lag"),
+    "ChurnApiErrorRateHigh": ("critical", "churn_api_requests_total"),
+}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return data
+
+
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for panel in panels:
+        out.append(panel)
+        out.extend(all_panels(panel.get("panels", [])))
+    return out
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    doc = load_yaml(MONITORING / "alerts.yml")
+    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def all_queries() -> list[promql.Query]:
+    return promql.dashboard_queries(dashboard()) + promql.rule_queries(load_yaml(MONITORING / "alerts.yml"))
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_binary("promtool"), *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# --- promtool ------------------------------------------------------------------------
+
+
+def test_promtool_accepts_the_compose_config_and_its_rules() -> None:
+    result = promtool("check", "config", MONITORING / "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_accepts_the_rendered_test_config(tmp_path: Path) -> None:
+    path = prometheus_config.write(
+        tmp_path / "p.yml", ["127.0.0.1:16066", "127.0.0.1:16067"], ["127.0.0.1:18000"]
+    )
+    result = promtool("check", "config", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_alert_rules() -> None:
+    result = promtool("check", "rules", MONITORING / "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(alert_rules())} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_of_the_alert_rules_pass() -> None:
+    result = promtool("test", "rules", MONITORING / "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests_catch_a_broken_threshold(tmp_path: Path) -> None:
+    """The unit tests are not vacuous: loosening the drift threshold makes them fail."""
+    rules = (MONITORING / "alerts.yml").read_text(encoding="utf-8")
+    assert "churn_drift_psi > 0.2" in rules
+    (tmp_path / "alerts.yml").write_text(rules.replace("churn_drift_psi > 0.2", "churn_drift_psi > 0.05"))
+    (tmp_path / "alerts_test.yml").write_text((MONITORING / "alerts_test.yml").read_text(encoding="utf-8"))
+    result = promtool("test", "rules", tmp_path / "alerts_test.yml")
+    assert result.returncode != 0
+    assert "PSI 0.1 -> silent" in result.stdout + result.stderr
+
+
+# --- alert rules ---------------------------------------------------------------------
+
+
+def test_every_required_alert_exists_with_severity_and_annotations() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    for name, (severity, series) in REQUIRED_ALERTS.items():
+        assert name in rules, f"missing alert {name}"
+        rule = rules[name]
+        assert rule["labels"]["severity"] == severity, name
+        assert rule["annotations"]["summary"].strip(), name
+        assert rule["annotations"]["description"].strip(), name
+        assert series in promql.metric_names(rule["expr"]), (name, rule["expr"])
+    for rule in rules.values():
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+
+def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
+    tests = load_yaml(MONITORING / "alerts_test.yml")["tests"]
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for case in tests:
+        for check in case["alert_rule_test"]:
+            (fires if check.get("exp_alerts") else silent).add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names - fires == set(), "alerts never shown to fire"
+    assert names - silent == set(), "alerts never shown to stay silent"
+
+
+# --- metric names --------------------------------------------------------------------
+
+
+def test_every_metric_in_alerts_and_dashboard_is_defined_in_metrics_py() -> None:
+    known = promql.exported_series() | promql.SCRAPE_SERIES
+    queries = all_queries()
+    assert len(queries) > 20
+    for query in queries:
+        names = promql.metric_names(promql.for_prometheus(query.expr))
+        assert names, f"{query.source}: no metric found in {query.expr!r}"
+        unknown = names - set(known)
+        assert not unknown, f"{query.source}: {sorted(unknown)} not defined in monitoring/metrics.py"
+        allowed = set(promql.TARGET_LABELS).union(*(known[name] for name in names))
+        bad_labels = promql.label_names(query.expr) - allowed
+        assert not bad_labels, f"{query.source}: labels {sorted(bad_labels)} not on {sorted(names)}"
+
+
+def test_metric_name_extraction() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (le, route) (rate(churn_api_request_latency_seconds_bucket"
+        '{job="churn-api",route=~"/pre.*"}[5m]))) > 1e-3 and on(job) up offset 1m '
+        "unless deriv(sum by (topic) (churn_consumer_lag)[5m:30s]) > bool 0"
+    )
+    assert promql.metric_names(expr) == {
+        "churn_api_request_latency_seconds_bucket",
+        "up",
+        "churn_consumer_lag",
+    }
+    assert promql.label_names(expr) == {"le", "route", "job", "topic"}
+    assert promql.metric_names('sum(rate(churn_typo_total{outcome="churn_predictions_total"}[1m]))') == {
+        "churn_typo_total"
+    }
+
+
+def test_grafana_variables_are_replaced() -> None:
+    expr = "increase(x[$__range]) / rate(x[$__rate_interval])"
+    assert promql.for_prometheus(expr, "30s", "10m") == "increase(x[10m]) / rate(x[30s])"
+    with pytest.raises(ValueError, match="unreplaced"):
+        promql.for_prometheus("rate(x[$window])")
+
+
+# --- dashboard -----------------------------------------------------------------------
+
+
+def test_dashboard_is_a_grafana_dashboard() -> None:
+    dash = dashboard()
+    assert dash["uid"] == "churn-stream"
+    assert dash["title"]
+    assert 36 <= dash["schemaVersion"] <= 41
+    panels = all_panels(dash["panels"])
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["h"] > 0, panel["title"]
+        if panel["type"] != "row":
+            assert panel["targets"], panel["title"]
+            refs = [target["refId"] for target in panel["targets"]]
+            assert len(refs) == len(set(refs)), panel["title"]
+
+
+def test_dashboard_has_every_required_panel() -> None:
+    panels = {panel["title"]: panel for panel in all_panels(dashboard()["panels"])}
+    for title, series in REQUIRED_PANELS.items():
+        assert title in panels, f"missing panel {title!r}"
+        used = set().union(*(promql.metric_names(t["expr"]) for t in panels[title]["targets"]))
+        assert series in used, (title, used)
+
+
+def test_latency_panels_show_p50_p95_p99() -> None:
+    panels = {panel["title"]: panel for panel in all_panels(dashboard()["panels"])}
+    for title in ("Inference latency (model time per batch)", "End-to-end latency", "API latency"):
+        exprs = " ".join(t["expr"] for t in panels[title]["targets"])
+        for quantile in ("0.5", "0.95", "0.99"):
+            assert f"histogram_quantile({quantile}," in exprs, (title, quantile)
+
+
+def test_distribution_panel_reads_the_probability_buckets_as_a_histogram() -> None:
+    panels = {panel["title"]: panel for panel in all_panels(dashboard()["panels"])}
+    target = panels["Distribution of predicted churn"]["targets"][0]
+    assert target["format"] == "heatmap"  # Grafana turns cumulative buckets into per-bucket counts
+    assert "sum by (le)" in target["expr"]
+
+
+def test_every_panel_uses_the_provisioned_datasource() -> None:
+    provisioned = load_yaml(DATASOURCES)["datasources"]
+    assert len(provisioned) == 1
+    source = provisioned[0]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    for panel in all_panels(dashboard()["panels"]):
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": source["uid"]}, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"], panel["title"]
+
+
+def test_dashboard_provider_points_at_the_mounted_dashboards() -> None:
+    provider = load_yaml(DASHBOARD_PROVIDERS)["providers"][0]
+    assert provider["type"] == "file"
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert f"./monitoring/grafana/dashboards:{provider['options']['path']}:ro" in mounts
+
+
+# --- the two Prometheus configurations agree ----------------------------------------
+
+
+def test_compose_and_rendered_configs_scrape_the_same_jobs() -> None:
+    compose_config = load_yaml(MONITORING / "prometheus.yml")
+    rendered = yaml.safe_load(prometheus_config.render(["127.0.0.1:1"], ["127.0.0.1:2"]))
+    compose_jobs = {job["job_name"]: job for job in compose_config["scrape_configs"]}
+    for job in rendered["scrape_configs"]:
+        assert job["job_name"] in compose_jobs
+        assert compose_jobs[job["job_name"]]["metrics_path"] == job["metrics_path"] == "/metrics"
+    assert compose_config["rule_files"] == ["alerts.yml"]
+    assert rendered["rule_files"] == [str(prometheus_config.ALERTS_FILE)]
+    scorer = compose_jobs[prometheus_config.SCORER_JOB]["dns_sd_configs"][0]
+    assert (scorer["names"], scorer["port"]) == (["scorer"], 6066)
+    assert compose_jobs[prometheus_config.API_JOB]["static_configs"][0]["targets"] == ["api:8000"]
+
+
+def test_rendered_config_rejects_a_bad_target() -> None:
+    with pytest.raises(ValueError, match="host:port"):
+        prometheus_config.render(["localhost"], [])
