@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     scorer_web_host: str = "127.0.0.1"
     scorer_web_port: int = 6066
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    # Events whose event_time is further ahead of the scorer's clock go to the DLQ.
+    max_event_time_skew_s: float = Field(default=300.0, ge=0)
     model_poll_interval_s: float = Field(default=5.0, gt=0)
 
     # --- API -------------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""``churn broker``: the embedded Kafka-compatible broker (Tansu, in-memory) for local runs."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.console import console, fail
+
+
+def command(
+    port: int = typer.Option(9092, "--port", "-p", help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
+    import signal
+
+    from scorer.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker(port=port, host=host)
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        broker.stop()
+
+    try:
+        broker.start()
+    except BrokerError as exc:
+        fail(str(exc))
+        return
+    signal.signal(signal.SIGTERM, _stop)
+    console.print(
+        f"embedded broker ready at [bold]{broker.bootstrap}[/] (pid {broker.pid}); "
+        "in-memory storage, development only. Ctrl-C stops it."
+    )
+    try:
+        code = broker.wait()
+    except KeyboardInterrupt:
+        stopping = True
+        code = 0
+    finally:
+        broker.stop()
+    if not stopping and code != 0:
+        fail(f"the broker exited with code {code}")
+    console.print("broker stopped")
