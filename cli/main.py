@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, broker, models_cmd, predict, train
+from cli import bench, broker, models_cmd, predict, score, train
 
 app = typer.Typer(
     name="churn",
@@ -32,6 +32,7 @@ def main(
 app.command("train")(train.command)
 app.command("predict")(predict.command)
 app.command("broker")(broker.command)
+app.command("score")(score.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 

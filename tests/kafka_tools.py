@@ -70,6 +70,20 @@ class KafkaTools:
         assert not failures, failures[:3]
         return sent
 
+    def count(self, topic: str) -> int:
+        """Records in ``topic`` now (sum of high watermarks minus low watermarks)."""
+        from confluent_kafka import TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.unique("counter")})
+        try:
+            total = 0
+            for partition in range(self.partitions(topic)):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                total += high - low
+            return total
+        finally:
+            consumer.close()
+
     def consume(
         self,
         topic: str,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from kafka_tools import KafkaTools
+
 from scorer.broker import BrokerError, EmbeddedBroker, kafka_ready, port_open
 
 pytestmark = pytest.mark.integration
