@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, broker, models_cmd, predict, score, train
+from cli import bench, broker, models_cmd, predict, produce, score, train
 
 app = typer.Typer(
     name="churn",
@@ -33,6 +33,7 @@ app.command("train")(train.command)
 app.command("predict")(predict.command)
 app.command("broker")(broker.command)
 app.command("score")(score.command)
+app.command("produce")(produce.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 
