@@ -25,6 +25,8 @@ def command(
     import itertools
     import signal
     import threading
+    from collections.abc import Iterator
+    from typing import Any
 
     from rich.live import Live
     from rich.text import Text
@@ -51,10 +53,10 @@ def command(
         except StopIteration:
             fail(f"{csv}: no rows")
             return
-        source = itertools.chain([first], rows)
+        source: Iterator[dict[str, Any]] = itertools.chain([first], rows)
     else:
         source = synthetic_rows(seed=seed)
-    events = (stamp(row) for row in source)
+    events: Iterator[dict[str, Any]] = (stamp(row) for row in source)
     if count is not None:
         events = itertools.islice(events, count)
 
