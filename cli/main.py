@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, broker, consume, models_cmd, predict, produce, score, train
+from cli import bench, broker, consume, models_cmd, predict, produce, score, train, up
 
 app = typer.Typer(
     name="churn",
@@ -35,6 +35,7 @@ app.command("broker")(broker.command)
 app.command("score")(score.command)
 app.command("produce")(produce.command)
 app.command("consume")(consume.command)
+app.command("up")(up.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 
