@@ -25,6 +25,7 @@ from typing import Any
 from monitoring.metrics import ScorerMetrics
 from schemas.settings import Settings
 from scorer.batch import RawRecord
+from scorer.faust_transport import install_fetch_wait
 from scorer.kafka_config import faust_broker_url
 from scorer.model_provider import ModelProvider
 from scorer.runtime import BatchHandler
@@ -126,6 +127,7 @@ def create_app(
         # Commit acknowledged offsets every second: fewer duplicates after a crash.
         broker_commit_interval=1.0,
     )
+    install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
     events_topic = app.topic(
         settings.events_topic,
         key_serializer="raw",

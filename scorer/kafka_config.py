@@ -50,6 +50,7 @@ def confluent_consumer(settings: Settings, group_id: str, **extra: Any) -> dict[
             "enable.auto.commit": False,
             "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
             "heartbeat.interval.ms": int(settings.kafka_heartbeat_interval_s * 1000),
+            "fetch.wait.max.ms": settings.kafka_fetch_max_wait_ms,
         }
     )
     config.update(extra)

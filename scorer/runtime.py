@@ -28,12 +28,14 @@ class BatchHandler:
         metrics: ScorerMetrics,
         sink: DeliverySink,
         clock: Callable[[], float] = time.time,
+        on_batch: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self.settings = settings
         self.provider = provider
         self.metrics = metrics
         self.sink = sink
         self.clock = clock
+        self.on_batch = on_batch  # called after each delivered batch (benchmarks, tests)
         self.limits = BatchLimits(
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_s=settings.max_event_time_skew_s,
@@ -81,6 +83,8 @@ class BatchHandler:
             probability = m.probability.observe
             for p in result.probabilities.tolist():
                 probability(p)
+        if self.on_batch is not None:
+            self.on_batch(result)
         for error_type, count in result.dead_letter_types.items():
             m.dead_letters.labels(error_type=error_type).inc(count)
         if result.dead_letters:
