@@ -54,7 +54,10 @@ def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0}
+    )
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException:
