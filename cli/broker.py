@@ -13,6 +13,7 @@ def command(
 ) -> None:
     """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
     import signal
+    import time
 
     from scorer.broker import BrokerError, EmbeddedBroker
 
@@ -20,9 +21,9 @@ def command(
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
+        # Only a flag: stopping (and reaping) the broker happens in the main flow below.
         nonlocal stopping
         stopping = True
-        broker.stop()
 
     try:
         broker.start()
@@ -30,17 +31,17 @@ def command(
         fail(str(exc))
         return
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     console.print(
         f"embedded broker ready at [bold]{broker.bootstrap}[/] (pid {broker.pid}); "
         "in-memory storage, development only. Ctrl-C stops it."
     )
     try:
-        code = broker.wait()
-    except KeyboardInterrupt:
-        stopping = True
-        code = 0
+        while not stopping and broker.running():
+            time.sleep(0.2)
+        code = None if stopping else broker.wait()
     finally:
         broker.stop()
-    if not stopping and code != 0:
-        fail(f"the broker exited with code {code}")
+    if code is not None:
+        fail(f"the broker exited on its own with code {code}")
     console.print("broker stopped")

@@ -36,3 +36,27 @@ def test_session_broker_fixture_works(kafka: KafkaTools) -> None:
     kafka.create_topics([topic], partitions=1)
     kafka.produce(topic, [(None, b"hello")])
     assert [r.value for r in kafka.consume(topic, 1, timeout=30)] == [b"hello"]
+
+
+def test_churn_broker_command_serves_until_sigterm() -> None:
+    import signal
+    import subprocess
+    import time
+
+    from scorer_process import CHURN
+
+    from scorer.broker import free_port
+
+    port = free_port()
+    process = subprocess.Popen([CHURN, "broker", "--port", str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not kafka_ready(f"127.0.0.1:{port}", timeout=1.0):
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    assert code == 0
+    assert not port_open("127.0.0.1", port)
