@@ -25,13 +25,13 @@ def command(
         nonlocal stopping
         stopping = True
 
+    signal.signal(signal.SIGTERM, _stop)  # before start: a signal during start-up still stops cleanly
+    signal.signal(signal.SIGINT, _stop)
     try:
         broker.start()
     except BrokerError as exc:
         fail(str(exc))
         return
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     console.print(
         f"embedded broker ready at [bold]{broker.bootstrap}[/] (pid {broker.pid}); "
         "in-memory storage, development only. Ctrl-C stops it."
