@@ -15,6 +15,9 @@ def command(
     no_api: bool = typer.Option(False, "--no-api", help="Do not start the API even if it is installed."),
     logs_dir: Path | None = typer.Option(None, "--logs-dir", help="Child logs (default: a temp dir)."),
     train_rows: int = typer.Option(7043, "--train-rows", help="Synthetic rows if a model must be trained."),
+    train_candidates: list[str] | None = typer.Option(
+        None, "--train-candidate", help="Candidates to train if a model is needed (repeatable; default all)."
+    ),
 ) -> None:
     """Broker (embedded if none answers), a model (trained if none), scorer, API, demo producer."""
     import signal
@@ -45,10 +48,17 @@ def command(
             return
         note = " (embedded, in-memory)" if kind == "embedded" else ""
         console.print(f"Kafka        {settings.kafka_bootstrap_servers}{note}")
-        with console.status("checking the model store..."):
-            trained = stack.ensure_model(train_rows)
-        if trained:
-            console.print(f"model        trained and promoted {trained} in {settings.model_store}")
+        if stack.needs_model():
+            trainer = stack.train_model(train_rows, train_candidates)
+            with console.status(f"no model in {settings.model_store}: training one on synthetic data..."):
+                while trainer.running() and not stopping:
+                    time.sleep(0.2)
+            if stopping:
+                return
+            if trainer.process.returncode != 0:
+                console.print(f"[red]training failed[/]; see {trainer.log_path}")
+                raise typer.Exit(1)  # the finally below still stops the broker
+            console.print(f"model        trained and promoted in {settings.model_store}")
         stack.start_services()
         wait_for_port(settings.scorer_web_host, settings.scorer_web_port, timeout=30)
         for child in stack.children:

@@ -67,18 +67,17 @@ class Stack:
         self.broker = EmbeddedBroker(port=port, host=host, log_path=self.logs_dir / "broker.log").start()
         return "embedded"
 
-    def ensure_model(self, train_rows: int = 7043) -> str | None:
-        """The promoted version; trains one on synthetic data first if the store has none."""
+    def needs_model(self) -> bool:
         from models.registry import ModelRegistry
 
-        registry = ModelRegistry(self.settings.model_store)
-        if registry.current() is not None:
-            return None
-        from training.run import TrainConfig, train
+        return ModelRegistry(self.settings.model_store).current() is None
 
-        log.info("no promoted model in %s; training one on synthetic data", self.settings.model_store)
-        outcome = train(TrainConfig(store=self.settings.model_store, rows=train_rows, plots=False))
-        return outcome.version
+    def train_model(self, rows: int = 7043, candidates: list[str] | None = None) -> Child:
+        """Start ``churn train`` (synthetic data, promote) as a child, so a Ctrl-C can stop it too."""
+        args = ["train", "--store", str(self.settings.model_store), "--rows", str(rows), "--no-plots"]
+        for candidate in candidates or []:
+            args += ["--candidate", candidate]
+        return self.spawn("train", args)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -119,8 +118,9 @@ class Stack:
 
     # ------------------------------------------------------------------ run
     def first_exited(self) -> Child | None:
+        """The first long-running child that has exited (the one-shot ``train`` child excluded)."""
         for child in self.children:
-            if not child.running():
+            if child.name != "train" and not child.running():
                 return child
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,12 +55,24 @@ def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path)
         }
     )
     up = subprocess.Popen(
-        [CHURN, "up", "--rate", "50", "--train-rows", "1500", "--logs-dir", str(tmp_path / "logs")],
+        [
+            CHURN,
+            "up",
+            "--rate",
+            "50",
+            "--train-rows",
+            "1500",
+            "--train-candidate",
+            "spline_logistic",
+            "--logs-dir",
+            str(tmp_path / "logs"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    children: set[int] = set()
     try:
         deadline = time.monotonic() + 120
         while not port_open("127.0.0.1", web_port):
@@ -69,11 +82,18 @@ def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path)
         kafka = KafkaTools(bootstrap)
         predictions = kafka.consume("churn-predictions", 20, timeout=60)
         assert len(predictions) >= 20
+        assert len(_children(up.pid)) >= 3  # broker, scorer, producer (+ api when installed)
         children = _children(up.pid)
-        assert len(children) >= 3  # broker, scorer, producer (+ api when installed)
     finally:
+        children |= _children(up.pid)
         up.send_signal(signal.SIGINT)
-        code = up.wait(timeout=60)
+        try:
+            code = up.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            for pid in [up.pid, *children]:  # leave nothing behind even when the test fails
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
     output = up.stdout.read() if up.stdout else ""
     assert code == 0, output
     assert "everything stopped" in output
