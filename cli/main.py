@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, models_cmd, predict, train
+from cli import bench, broker, consume, models_cmd, predict, produce, score, train, up
 
 app = typer.Typer(
     name="churn",
@@ -31,6 +31,11 @@ def main(
 
 app.command("train")(train.command)
 app.command("predict")(predict.command)
+app.command("broker")(broker.command)
+app.command("score")(score.command)
+app.command("produce")(produce.command)
+app.command("consume")(consume.command)
+app.command("up")(up.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 

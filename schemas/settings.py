@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # The embedded broker needs a short session timeout or group joins take ~20 s.
     kafka_session_timeout_s: float = 6.0
     kafka_heartbeat_interval_s: float = 1.0
+    # How long a fetch may wait for data; Tansu holds fetches that long when data trickles in,
+    # so this bounds the consume latency at low rates (Faust itself hard-codes 1500 ms).
+    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
 
     events_topic: str = "customer-events"
     predictions_topic: str = "churn-predictions"
@@ -50,6 +53,8 @@ class Settings(BaseSettings):
     scorer_web_host: str = "127.0.0.1"
     scorer_web_port: int = 6066
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    # Events whose event_time is further ahead of the scorer's clock go to the DLQ.
+    max_event_time_skew_s: float = Field(default=300.0, ge=0)
     model_poll_interval_s: float = Field(default=5.0, gt=0)
 
     # --- API -------------------------------------------------------------------

@@ -1,13 +1,88 @@
-"""Shared fixtures."""
+"""Shared fixtures: a real Kafka-compatible broker, a real Prometheus and a small trained model.
+
+The broker, in order of preference: ``CHURN_KAFKA_BOOTSTRAP_SERVERS`` if set;
+a testcontainers ``KafkaContainer`` when a Docker engine answers (and
+testcontainers is installed); else the embedded Tansu broker on a free port.
+Integration tests never skip: if no broker can be started, they error.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from kafka_tools import KafkaTools
 
 from tests.prometheus import PrometheusServer
+
+log = logging.getLogger(__name__)
+
+
+def _docker_answers() -> bool:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return False
+    path = host.removeprefix("unix://")
+    if not os.path.exists(path):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+            return b"OK" in sock.recv(1024)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("CHURN_KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        yield configured
+        return
+    if _docker_answers():
+        try:
+            from testcontainers.kafka import KafkaContainer  # type: ignore[import-not-found]
+        except ImportError:
+            log.warning("Docker answers but testcontainers is not installed; using the embedded broker")
+        else:
+            with KafkaContainer() as container:
+                yield container.get_bootstrap_server()
+            return
+    from scorer.broker import EmbeddedBroker
+
+    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log_path) as broker:
+        yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_bootstrap: str) -> KafkaTools:
+    return KafkaTools(kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with one small promoted model (spline logistic on 2,000 synthetic rows)."""
+    from training.run import TrainConfig, train
+
+    store = tmp_path_factory.mktemp("store")
+    train(TrainConfig(store=store, candidates=["spline_logistic"], plots=False, rows=2000))
+    return store
+
+
+@pytest.fixture(scope="session")
+def predictor(model_store: Path):  # type: ignore[no-untyped-def]
+    from models.predictor import Predictor
+    from models.registry import ModelRegistry
+
+    return Predictor.from_registry(ModelRegistry(model_store))
+
 
 StartPrometheus = Callable[..., PrometheusServer]
 

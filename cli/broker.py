@@ -1,0 +1,47 @@
+"""``churn broker``: the embedded Kafka-compatible broker (Tansu, in-memory) for local runs."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.console import console, fail
+
+
+def command(
+    port: int = typer.Option(9092, "--port", "-p", help="Port to listen on (127.0.0.1)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+) -> None:
+    """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
+    import signal
+    import time
+
+    from scorer.broker import BrokerError, EmbeddedBroker
+
+    broker = EmbeddedBroker(port=port, host=host)
+    stopping = False
+
+    def _stop(signum: int, _frame: object) -> None:
+        # Only a flag: stopping (and reaping) the broker happens in the main flow below.
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)  # before start: a signal during start-up still stops cleanly
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        fail(str(exc))
+        return
+    console.print(
+        f"embedded broker ready at [bold]{broker.bootstrap}[/] (pid {broker.pid}); "
+        "in-memory storage, development only. Ctrl-C stops it."
+    )
+    try:
+        while not stopping and broker.running():
+            time.sleep(0.2)
+        code = None if stopping else broker.wait()
+    finally:
+        broker.stop()
+    if code is not None:
+        fail(f"the broker exited on its own with code {code}")
+    console.print("broker stopped")

@@ -1,0 +1,295 @@
+"""The scorer's work on one micro-batch of raw Kafka records, as one pure function.
+
+:func:`score_batch` decodes, validates and scores a batch and returns the
+records to write — predictions and dead letters — plus the figures the metrics
+need. It knows nothing of Faust or of any Kafka client: the Faust worker
+(:mod:`scorer.app`) and the plain confluent-kafka loop (:mod:`scorer.plain`)
+both wrap it, so both have the same semantics.
+
+Rules:
+- every input record yields exactly one output record: a prediction, or a dead
+  letter with the original value bytes unchanged and reason headers;
+- valid records are scored with one ``Predictor.predict_batch`` call;
+- nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import CustomerEvent, DeadLetter
+from schemas.features import SCHEMA_VERSION
+from scorer import errors
+
+
+class BatchPredictor(Protocol):
+    """What the batch core needs from :class:`models.predictor.Predictor`."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def threshold(self) -> float: ...
+
+    def predict_batch(self, records: Sequence[Any]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One consumed Kafka record, independent of the client library."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None = None  # broker/producer timestamp, epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record to produce."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_event_bytes: int = 64 * 1024
+    #: An event_time more than this far ahead of the scorer's clock is refused.
+    max_future_skew_s: float = 300.0
+
+
+@dataclass
+class BatchResult:
+    predictions: list[OutRecord] = field(default_factory=list)
+    dead_letters: list[OutRecord] = field(default_factory=list)
+    #: Churn probability of each prediction, in the order of ``predictions``.
+    probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: ``event_time`` of each prediction, epoch seconds (for end-to-end latency).
+    event_times: list[float] = field(default_factory=list)
+    dead_letter_types: Counter[str] = field(default_factory=Counter)
+    churned: int = 0
+    model_version: str = ""
+    inference_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def consumed(self) -> int:
+        return len(self.predictions) + len(self.dead_letters)
+
+
+Clock = Callable[[], float]
+
+# A key is a JSON string followed by a colon; counts keys at every level (and, rarely,
+# such patterns inside string values) — an upper bound used to skip the exact check.
+_KEY_PATTERN = re.compile(rb'"\s*:')
+_NON_FINITE_TOKENS = (b"NaN", b"Infinity", b"-Infinity")
+_LAST_KEY = re.compile(rb'"([^"\\]{1,64})"\s*:[^:]*$')
+
+
+class _RejectedError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def score_batch(
+    records: Sequence[RawRecord],
+    predictor: BatchPredictor,
+    limits: BatchLimits,
+    clock: Clock = time.time,
+) -> BatchResult:
+    """Decode, validate and score ``records``; one output record per input record."""
+    started = time.perf_counter()
+    now = clock()
+    failed_at = datetime.fromtimestamp(now, UTC)
+    latest_allowed = now + limits.max_future_skew_s
+    result = BatchResult(model_version=predictor.version)
+
+    valid: list[CustomerEvent] = []
+    valid_raw: list[RawRecord] = []
+    for record in records:
+        try:
+            event = _validate(record, limits.max_event_bytes)
+            if event.event_time.timestamp() > latest_allowed:
+                raise _RejectedError(
+                    errors.EVENT_FROM_FUTURE,
+                    f"event_time: {event.event_time.isoformat()} is more than "
+                    f"{limits.max_future_skew_s:g} s ahead of the scorer clock",
+                )
+        except _RejectedError as exc:
+            _dead_letter(result, record, exc.error_type, exc.message, failed_at)
+            continue
+        valid.append(event)
+        valid_raw.append(record)
+
+    if valid:
+        _score(result, valid, valid_raw, predictor, now, failed_at)
+    result.total_seconds = time.perf_counter() - started
+    return result
+
+
+def _validate(record: RawRecord, max_bytes: int) -> CustomerEvent:
+    value = record.value
+    if not value or value.isspace():
+        raise _RejectedError(errors.EMPTY_VALUE, "record value is empty")
+    if len(value) > max_bytes:
+        raise _RejectedError(errors.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(value, exc) from None
+    if not isinstance(obj, dict):
+        kind = "array" if isinstance(obj, list) else type(obj).__name__
+        raise _RejectedError(errors.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
+    duplicate = _duplicate_key(value, obj)
+    if duplicate is not None:
+        raise _RejectedError(errors.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
+    try:
+        event = CustomerEvent.model_validate(obj)
+    except ValidationError as exc:
+        error_type, message, _ = errors.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
+        raise _RejectedError(error_type, message) from None
+    if event.schema_version > SCHEMA_VERSION:
+        raise _RejectedError(
+            errors.UNSUPPORTED_SCHEMA_VERSION,
+            f"schema_version: {event.schema_version} is newer than this scorer's {SCHEMA_VERSION}",
+        )
+    return event
+
+
+def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> _RejectedError:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        where = _key_before(value, bad.start)
+        message = f"{where}value is not UTF-8: invalid byte at position {bad.start}"
+        return _RejectedError(errors.NOT_UTF8, message)
+    position = exc.pos
+    at = len(text[:position].encode())  # orjson reports characters; the regex works on bytes
+    if "infinity" in exc.msg or any(value.startswith(t, at) for t in _NON_FINITE_TOKENS):
+        where = _key_before(value, at + 1)
+        return _RejectedError(errors.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
+    message = errors.clip(f"not valid JSON: {exc.msg} (character {position})")
+    return _RejectedError(errors.INVALID_JSON, message)
+
+
+def _key_before(value: bytes, position: int) -> str:
+    """``"name: "`` for the JSON key just before ``position``, to say where a byte-level error is."""
+    match = _LAST_KEY.search(value, max(0, position - 256), position)
+    return f"{match.group(1).decode('utf-8', 'replace')}: " if match else ""
+
+
+def _duplicate_key(value: bytes, obj: dict[str, Any]) -> str | None:
+    """The first repeated top-level key, or None; cheap unless the bytes look suspicious.
+
+    orjson keeps the last of duplicate keys silently. Every key in the text is
+    followed by a colon, so if the text has exactly as many colons as the
+    object has keys (plus those inside the event_time string), nothing repeats.
+    """
+    expected = len(obj)
+    event_time = obj.get("event_time")
+    if isinstance(event_time, str):
+        expected += event_time.count(":")
+    if value.count(b":") == expected:
+        return None
+    if len(_KEY_PATTERN.findall(value)) == len(obj):
+        return None
+    # object_pairs_hook runs for every object, innermost first: the last call is the top level.
+    top_level_repeats: list[str] = []
+
+    def hook(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        top_level_repeats.clear()
+        for key, _ in items:
+            if key in seen:
+                top_level_repeats.append(key)
+            seen.add(key)
+        return dict(items)
+
+    json.loads(value, object_pairs_hook=hook)
+    return top_level_repeats[0] if top_level_repeats else None
+
+
+def _dead_letter(
+    result: BatchResult, record: RawRecord, error_type: str, message: str, failed_at: datetime
+) -> None:
+    letter = DeadLetter(
+        error_type=error_type,
+        error_message=errors.clip(message),
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        failed_at=failed_at,
+    )
+    result.dead_letters.append(OutRecord(key=record.key, value=record.value, headers=letter.headers()))
+    result.dead_letter_types[error_type] += 1
+
+
+def _score(
+    result: BatchResult,
+    events: list[CustomerEvent],
+    raws: list[RawRecord],
+    predictor: BatchPredictor,
+    now: float,
+    failed_at: datetime,
+) -> None:
+    inference_started = time.perf_counter()
+    try:
+        probabilities = np.asarray(predictor.predict_batch(events), dtype=np.float64)
+        if probabilities.shape != (len(events),) or not np.isfinite(probabilities).all():
+            raise ValueError(
+                f"the model returned {probabilities.shape} probabilities for {len(events)} events"
+            )
+    except Exception as exc:
+        message = f"model {predictor.version} failed on this batch: {type(exc).__name__}: {exc}"
+        for raw in raws:
+            _dead_letter(result, raw, errors.SCORING_FAILED, message, failed_at)
+        return
+    result.inference_seconds = time.perf_counter() - inference_started
+
+    version = predictor.version
+    version_header = ("model_version", version.encode())
+    threshold = predictor.threshold
+    scored_at = datetime.fromtimestamp(now, UTC)
+    decisions = (probabilities >= threshold).tolist()
+    dumps = orjson.dumps
+    predictions = result.predictions
+    event_times = result.event_times
+    for event, probability, churn in zip(events, probabilities.tolist(), decisions, strict=True):
+        payload = {
+            "event_id": event.event_id,
+            "customer_id": event.customer_id,
+            "churn_probability": probability,
+            "churn": churn,
+            "threshold": threshold,
+            "model_version": version,
+            "scored_at": scored_at,
+            "event_time": event.event_time,
+            "schema_version": SCHEMA_VERSION,
+        }
+        predictions.append(
+            OutRecord(
+                key=event.customer_id.encode(),
+                value=dumps(payload),
+                headers=[("event_id", event.event_id.encode()), version_header],
+            )
+        )
+        event_times.append(event.event_time.timestamp())
+    result.probabilities = probabilities
+    result.churned = int(sum(decisions))

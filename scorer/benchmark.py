@@ -1,0 +1,199 @@
+"""Measurement runs for ``churn bench stream``, each in a fresh subprocess.
+
+``python -m scorer.benchmark MODE CONFIG.json`` consumes ``count`` preloaded
+events from the start of a topic with a fresh consumer group and writes
+``{"events", "seconds", "rate", "rss_mb"}`` to the config's ``result`` path:
+
+- ``plain``: confluent-kafka consume -> batch core -> produce -> commit (:mod:`scorer.plain`);
+- ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
+- ``iterate``: a Faust agent that iterates event by event (``async for``), doing nothing;
+- ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`).
+
+The clock starts when the first batch arrives (group join and fetch start-up
+are not measured) and stops when ``count`` events were handled — for the
+scorers, when their output was acknowledged by the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from schemas.settings import Settings
+
+
+def rss_mb(pid: int | None = None) -> float:
+    """Resident set size of a process in MiB (Linux /proc)."""
+    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class _Meter:
+    def __init__(self, count: int, result: Path) -> None:
+        self.count = count
+        self.result = result
+        self.started: float | None = None
+        self.handled = 0
+
+    def batch(self, n: int) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+        self.handled += n
+
+    def arrived(self) -> None:
+        if self.started is None:
+            self.started = time.perf_counter()
+
+    def done(self) -> bool:
+        return self.handled >= self.count
+
+    def finish(self) -> None:
+        seconds = time.perf_counter() - (self.started or time.perf_counter())
+        data = {
+            "events": self.handled,
+            "seconds": seconds,
+            "rate": self.handled / max(seconds, 1e-9),
+            "rss_mb": rss_mb(),
+        }
+        self.result.write_text(json.dumps(data))
+
+
+def _settings(config: dict[str, Any]) -> Settings:
+    return Settings(**config["settings"])
+
+
+def _provider(settings: Settings) -> Any:
+    from models.registry import ModelRegistry
+    from monitoring.metrics import ScorerMetrics
+    from scorer.model_provider import ModelProvider
+
+    metrics = ScorerMetrics.create()
+    return ModelProvider.from_store(ModelRegistry(settings.model_store), metrics), metrics
+
+
+def run_plain(config: dict[str, Any], meter: _Meter) -> None:
+    from scorer.plain import run_plain as loop
+    from scorer.runtime import BatchHandler
+    from scorer.sink import DeliverySink
+
+    settings = _settings(config)
+    provider, metrics = _provider(settings)
+
+    def on_batch(result: Any) -> None:
+        meter.batch(result.consumed)
+
+    handler = BatchHandler(settings, provider, metrics, DeliverySink(settings), on_batch=on_batch)
+    loop(settings, handler, group_id=settings.scorer_app_id, max_events=meter.count)
+    meter.finish()
+
+
+def _faust_app(settings: Settings) -> Any:
+    import faust
+
+    from scorer.faust_transport import install_fetch_wait
+    from scorer.kafka_config import faust_broker_url
+
+    app = faust.App(
+        settings.scorer_app_id,
+        broker=faust_broker_url(settings),
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+        web_enabled=False,
+        datadir=str(Path(tempfile.gettempdir()) / "churn-faust"),
+        stream_buffer_maxsize=max(4 * settings.scorer_max_batch, 4096),
+        broker_max_poll_records=max(settings.scorer_max_batch, 500),
+    )
+    install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)  # same consumer as the scorer
+    return app
+
+
+def _run_worker(app: Any) -> None:
+    import faust
+
+    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def run_floor(config: dict[str, Any], meter: _Meter) -> None:
+    settings = _settings(config)
+    app = _faust_app(settings)
+    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+
+    async def floor(stream: Any) -> None:
+        async for events in stream.noack_take(settings.scorer_max_batch, within=settings.scorer_max_wait_s):
+            meter.arrived()
+            for event in events:
+                await stream.ack(event)
+            meter.batch(len(events))
+            if meter.done():
+                meter.finish()
+                os._exit(0)
+
+    app.agent(topic, name="floor")(floor)
+    _run_worker(app)
+
+
+def run_iterate(config: dict[str, Any], meter: _Meter) -> None:
+    settings = _settings(config)
+    app = _faust_app(settings)
+    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+
+    async def iterate(stream: Any) -> None:
+        async for _event in stream.events():
+            meter.batch(1)
+            if meter.done():
+                meter.finish()
+                os._exit(0)
+
+    app.agent(topic, name="iterate")(iterate)
+    _run_worker(app)
+
+
+def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
+    import gc
+
+    from scorer.app import create_app
+
+    settings = _settings(config)
+    provider, metrics = _provider(settings)
+    scorer = create_app(settings, provider, metrics)
+
+    def on_batch(result: Any) -> None:
+        meter.batch(result.consumed)
+        if meter.done():
+            meter.finish()
+            os._exit(0)
+
+    scorer.handler.on_batch = on_batch
+    original = scorer.handler.score
+
+    def timed_score(records: Any) -> Any:
+        meter.arrived()
+        return original(records)
+
+    scorer.handler.score = timed_score  # type: ignore[method-assign]
+    gc.freeze()
+    _run_worker(scorer.app)
+
+
+RUNNERS = {"plain": run_plain, "floor": run_floor, "iterate": run_iterate, "scorer": run_scorer}
+
+
+def main(argv: list[str]) -> None:
+    mode, config_path = argv[1], Path(argv[2])
+    config = json.loads(config_path.read_text())
+    meter = _Meter(int(config["count"]), Path(config["result"]))
+    RUNNERS[mode](config, meter)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

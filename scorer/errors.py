@@ -1,0 +1,152 @@
+"""The dead-letter taxonomy: one specific ``error_type`` per kind of bad input.
+
+Every record the scorer cannot score goes to the dead-letter topic with one of
+these types in its ``error_type`` header and a human-readable
+``error_message`` naming the field and the reason. Downstream tooling (alerts,
+the DLQ table in ``churn consume --dlq``, replays) keys on the type, so the
+names are a contract: add new ones, do not rename.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from schemas.features import TELCO_ALIASES
+
+# --- raw bytes and JSON --------------------------------------------------------------
+EMPTY_VALUE: Final = "empty_value"  # no value (tombstone), zero bytes or only whitespace
+OVERSIZE: Final = "oversize"  # larger than max_event_bytes
+NOT_UTF8: Final = "not_utf8"  # bytes that are not UTF-8 text
+INVALID_JSON: Final = "invalid_json"  # UTF-8 text that is not one JSON document
+NOT_AN_OBJECT: Final = "not_an_object"  # JSON array, string, number, true/false/null
+DUPLICATE_KEYS: Final = "duplicate_keys"  # the same top-level key twice (ambiguous record)
+# --- fields --------------------------------------------------------------------------
+MISSING_FIELD: Final = "missing_field"
+WRONG_TYPE: Final = "wrong_type"  # e.g. a list where a number belongs, a boolean for tenure
+NOT_INTEGER: Final = "not_integer"  # 3.5 where a whole number belongs
+OUT_OF_RANGE: Final = "out_of_range"  # a number outside its bounds (negative tenure, ...)
+NOT_FINITE: Final = "not_finite"  # NaN / Infinity, including Python's json.dumps output
+UNKNOWN_CATEGORY: Final = "unknown_category"  # a value outside a category's vocabulary
+EMPTY_STRING: Final = "empty_string"  # "" for customer_id / event_id
+TOO_LONG: Final = "too_long"  # an id longer than its limit
+INVALID_TIMESTAMP: Final = "invalid_timestamp"  # event_time that is not a date-time
+EVENT_FROM_FUTURE: Final = "event_from_future"  # event_time too far ahead of the scorer's clock
+UNSUPPORTED_SCHEMA_VERSION: Final = "unsupported_schema_version"  # newer wire format than we know
+INVALID_VALUE: Final = "invalid_value"  # any other validation failure
+# --- scoring -------------------------------------------------------------------------
+SCORING_FAILED: Final = "scoring_failed"  # the model raised on a valid batch
+
+ALL_TYPES: Final = (
+    EMPTY_VALUE,
+    OVERSIZE,
+    NOT_UTF8,
+    INVALID_JSON,
+    NOT_AN_OBJECT,
+    DUPLICATE_KEYS,
+    MISSING_FIELD,
+    WRONG_TYPE,
+    NOT_INTEGER,
+    OUT_OF_RANGE,
+    NOT_FINITE,
+    UNKNOWN_CATEGORY,
+    EMPTY_STRING,
+    TOO_LONG,
+    INVALID_TIMESTAMP,
+    EVENT_FROM_FUTURE,
+    UNSUPPORTED_SCHEMA_VERSION,
+    INVALID_VALUE,
+    SCORING_FAILED,
+)
+
+#: pydantic error ``type`` codes -> our error types.
+_PYDANTIC_TYPES: Final[dict[str, str]] = {
+    "missing": MISSING_FIELD,
+    "int_type": WRONG_TYPE,
+    "int_parsing": WRONG_TYPE,
+    "float_type": WRONG_TYPE,
+    "float_parsing": WRONG_TYPE,
+    "string_type": WRONG_TYPE,
+    "bool_type": WRONG_TYPE,
+    "bool_parsing": WRONG_TYPE,
+    "model_type": WRONG_TYPE,
+    "model_attributes_type": WRONG_TYPE,
+    "string_unicode": WRONG_TYPE,
+    "int_from_float": NOT_INTEGER,
+    "greater_than": OUT_OF_RANGE,
+    "greater_than_equal": OUT_OF_RANGE,
+    "less_than": OUT_OF_RANGE,
+    "less_than_equal": OUT_OF_RANGE,
+    "finite_number": NOT_FINITE,
+    "literal_error": UNKNOWN_CATEGORY,
+    "enum": UNKNOWN_CATEGORY,
+    "string_too_short": EMPTY_STRING,
+    "string_too_long": TOO_LONG,
+    "datetime_type": INVALID_TIMESTAMP,
+    "datetime_parsing": INVALID_TIMESTAMP,
+    "datetime_from_date_parsing": INVALID_TIMESTAMP,
+    "datetime_object_invalid": INVALID_TIMESTAMP,
+}
+
+#: Messages of the schema's own ``ValueError``s that mean "wrong type".
+_WRONG_TYPE_MESSAGES: Final = ("not a boolean", "must be a string")
+
+_MAX_MESSAGE = 480
+_MAX_INPUT_REPR = 60
+_WIRE_NAMES: Final = {v: k for k, v in TELCO_ALIASES.items()}
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    if not loc:
+        return "<record>"
+    first = str(loc[0])
+    name = _WIRE_NAMES.get(first, first)
+    return ".".join([name, *(str(p) for p in loc[1:])])
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_INPUT_REPR else text[: _MAX_INPUT_REPR - 3] + "..."
+
+
+def error_type_of(error: dict[str, Any]) -> str:
+    """Our error type for one pydantic error dict."""
+    kind = str(error.get("type", ""))
+    mapped = _PYDANTIC_TYPES.get(kind)
+    if mapped is not None:
+        return mapped
+    if kind == "value_error":
+        message = str(error.get("msg", ""))
+        if any(m in message for m in _WRONG_TYPE_MESSAGES):
+            return WRONG_TYPE
+    return INVALID_VALUE
+
+
+def describe_validation(errors: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
+    """``(error_type, error_message, field)`` for a pydantic ``ValidationError.errors()`` list.
+
+    The type comes from the first error; the message lists every failing field
+    with its reason and (shortened) input, e.g.
+    ``tenure: Input should be less than or equal to 1200 (got 5000)``.
+    """
+    first = errors[0]
+    parts = []
+    for error in errors[:5]:
+        field = _field_name(error.get("loc", ()))
+        reason = _RE_VALUE_ERROR.sub("", str(error.get("msg", "invalid")))
+        if error.get("type") == "missing":
+            parts.append(f"{field}: required field is missing")
+        else:
+            parts.append(f"{field}: {reason} (got {_short(error.get('input'))})")
+    if len(errors) > 5:
+        parts.append(f"(+{len(errors) - 5} more)")
+    return error_type_of(dict(first)), clip("; ".join(parts)), _field_name(first.get("loc", ()))
+
+
+_RE_VALUE_ERROR = re.compile(r"^Value error, ")
+
+
+def clip(message: str, limit: int = _MAX_MESSAGE) -> str:
+    """Bound a header value; dead-letter headers must stay small."""
+    return message if len(message) <= limit else message[: limit - 3] + "..."

@@ -1,0 +1,96 @@
+"""What every scorer runtime does with a batch: score it, deliver the output, record metrics.
+
+The Faust worker and the plain confluent-kafka loop both call
+:class:`BatchHandler`; only how records are consumed and how offsets are
+committed differs between them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from monitoring.metrics import ScorerMetrics
+from schemas.settings import Settings
+from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
+from scorer.model_provider import ModelProvider
+from scorer.sink import DeliverySink
+
+log = logging.getLogger(__name__)
+
+
+class BatchHandler:
+    def __init__(
+        self,
+        settings: Settings,
+        provider: ModelProvider,
+        metrics: ScorerMetrics,
+        sink: DeliverySink,
+        clock: Callable[[], float] = time.time,
+        on_batch: Callable[[BatchResult], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.metrics = metrics
+        self.sink = sink
+        self.clock = clock
+        self.on_batch = on_batch  # called after each delivered batch (benchmarks, tests)
+        self.limits = BatchLimits(
+            max_event_bytes=settings.max_event_bytes,
+            max_future_skew_s=settings.max_event_time_skew_s,
+        )
+        self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
+
+    def score(self, records: Sequence[RawRecord]) -> BatchResult:
+        return score_batch(records, self.provider.current, self.limits, self.clock)
+
+    def handle_blocking(self, records: Sequence[RawRecord]) -> BatchResult:
+        """Score and deliver; returns once every output record is acknowledged."""
+        result = self.score(records)
+        self.sink.deliver_blocking(self._groups(result))
+        self.record(result)
+        return result
+
+    async def handle(self, records: Sequence[RawRecord]) -> BatchResult:
+        """:meth:`handle_blocking` with delivery waited for off the event loop."""
+        result = self.score(records)
+        await self.sink.deliver(self._groups(result))
+        self.record(result)
+        return result
+
+    def _groups(self, result: BatchResult) -> list[tuple[str, Sequence]]:  # type: ignore[type-arg]
+        return [
+            (self.settings.predictions_topic, result.predictions),
+            (self.settings.dlq_topic, result.dead_letters),
+        ]
+
+    def record(self, result: BatchResult) -> None:
+        """Metrics for a delivered batch (end-to-end latency is measured at acknowledgement)."""
+        m = self.metrics
+        acked_at = self.clock()
+        self._consumed.inc(result.consumed)
+        m.batch_size.observe(result.consumed)
+        scored = len(result.predictions)
+        if scored:
+            version = result.model_version
+            m.predictions.labels(model_version=version, outcome="churn").inc(result.churned)
+            m.predictions.labels(model_version=version, outcome="no_churn").inc(scored - result.churned)
+            m.inference_latency.observe(result.inference_seconds)
+            e2e = m.end_to_end_latency.observe
+            for event_time in result.event_times:
+                e2e(max(acked_at - event_time, 0.0))
+            probability = m.probability.observe
+            for p in result.probabilities.tolist():
+                probability(p)
+        if self.on_batch is not None:
+            self.on_batch(result)
+        for error_type, count in result.dead_letter_types.items():
+            m.dead_letters.labels(error_type=error_type).inc(count)
+        if result.dead_letters:
+            log.info(
+                "dead-lettered %d of %d records types=%s",
+                len(result.dead_letters),
+                result.consumed,
+                dict(result.dead_letter_types),
+            )

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka_tools import KafkaTools
+from scorer_process import ScorerProcess, scorer_env
+
+
+@pytest.fixture
+def topics(kafka: KafkaTools) -> dict[str, str]:
+    """Fresh events / predictions / DLQ topics (4 partitions) for one test."""
+    names = {
+        "events": kafka.unique("events"),
+        "predictions": kafka.unique("predictions"),
+        "dlq": kafka.unique("dlq"),
+    }
+    kafka.create_topics(names.values(), partitions=4)
+    return names
+
+
+@pytest.fixture
+def start_scorer(
+    kafka_bootstrap: str, model_store: Path, topics: dict[str, str], tmp_path: Path, kafka: KafkaTools
+) -> Iterator[Callable[..., ScorerProcess]]:
+    """Start ``churn score`` subprocesses in one fresh consumer group; all are stopped at the end."""
+    group = kafka.unique("scorer")
+    started: list[ScorerProcess] = []
+
+    def start(*extra: str) -> ScorerProcess:
+        env = scorer_env(kafka_bootstrap, model_store, topics, group)
+        process = ScorerProcess(env, tmp_path / f"scorer-{len(started)}.log", *extra)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.running():
+            process.kill()

@@ -1,0 +1,133 @@
+"""The pure batch core: every input yields one prediction or one dead letter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from bad_records import bad_records
+
+from producer.events import synthetic_events
+from schemas.events import ChurnPrediction, DeadLetter
+from scorer import errors
+from scorer.batch import BatchLimits, RawRecord, score_batch
+
+LIMITS = BatchLimits(max_event_bytes=64 * 1024, max_future_skew_s=300.0)
+
+
+def _raw(values: Sequence[bytes | None], keys: Sequence[bytes | None] | None = None) -> list[RawRecord]:
+    keys = keys if keys is not None else [b"k%d" % i for i in range(len(values))]
+    pairs = enumerate(zip(values, keys, strict=True))
+    return [RawRecord(v, k, "customer-events", i % 3, 100 + i, None) for i, (v, k) in pairs]
+
+
+def test_valid_events_get_the_predictors_probabilities(predictor: Any) -> None:
+    events = synthetic_events(300, seed=3)
+    result = score_batch(_raw([orjson.dumps(e) for e in events]), predictor, LIMITS)
+
+    assert not result.dead_letters
+    assert len(result.predictions) == 300
+    frame = pd.DataFrame(events)
+    expected = predictor.predict_frame(frame)
+    got = [ChurnPrediction.model_validate_json(p.value) for p in result.predictions]
+    assert [g.event_id for g in got] == [e["event_id"] for e in events]
+    np.testing.assert_allclose([g.churn_probability for g in got], expected, rtol=0, atol=1e-12)
+    assert [g.churn for g in got] == [bool(p >= predictor.threshold) for p in expected]
+    first = result.predictions[0]
+    assert first.key == events[0]["customer_id"].encode()
+    assert dict(first.headers) == {
+        "event_id": events[0]["event_id"].encode(),
+        "model_version": predictor.version.encode(),
+    }
+    assert got[0].model_version == predictor.version
+    assert len(result.event_times) == 300
+    assert result.churned == sum(g.churn for g in got)
+
+
+def test_telco_column_names_are_accepted(predictor: Any) -> None:
+    from schemas.features import TELCO_ALIASES
+
+    event = synthetic_events(1, seed=4)[0]
+    telco = {TELCO_ALIASES.get(k, k): v for k, v in event.items()}
+    result = score_batch(_raw([orjson.dumps(telco)]), predictor, LIMITS)
+    assert len(result.predictions) == 1, result.dead_letters
+
+
+@pytest.mark.parametrize("bad", bad_records(), ids=lambda b: b.name)
+def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) -> None:
+    good = orjson.dumps(synthetic_events(1, seed=5)[0])
+    records = _raw([good, bad.value, good], keys=[b"g1", bad.key, b"g2"])
+    result = score_batch(records, predictor, LIMITS)
+
+    assert len(result.predictions) == 2
+    assert len(result.dead_letters) == 1
+    letter = result.dead_letters[0]
+    assert letter.value == bad.value  # original bytes, unchanged
+    assert letter.key == bad.key
+    meta = DeadLetter.from_headers(letter.headers)
+    assert meta.error_type == bad.error_type, meta.error_message
+    assert meta.source_topic == "customer-events"
+    assert (meta.source_partition, meta.source_offset) == (1, 101)
+    assert meta.error_message
+    assert isinstance(meta.failed_at, datetime)
+    assert result.dead_letter_types == {bad.error_type: 1}
+
+
+def test_catalogue_covers_every_input_error_type() -> None:
+    covered = {b.error_type for b in bad_records()}
+    assert covered == set(errors.ALL_TYPES) - {errors.SCORING_FAILED}
+
+
+def test_error_message_names_the_field_and_reason(predictor: Any) -> None:
+    event = synthetic_events(1)[0] | {"tenure": 5000}
+    result = score_batch(_raw([orjson.dumps(event)]), predictor, LIMITS)
+    meta = DeadLetter.from_headers(result.dead_letters[0].headers)
+    assert meta.error_type == "out_of_range"
+    assert meta.error_message.startswith("tenure: ")
+    assert "1200" in meta.error_message
+    assert "5000" in meta.error_message
+
+
+def test_future_skew_is_configurable_and_uses_the_clock(predictor: Any) -> None:
+    event = synthetic_events(1)[0]
+    now = datetime.fromisoformat(event["event_time"]).timestamp()
+    value = orjson.dumps(event)
+    # The scorer clock is 10 s behind the event: fine with 300 s of skew, refused with 5 s.
+    ok = score_batch(_raw([value]), predictor, LIMITS, clock=lambda: now - 10)
+    assert len(ok.predictions) == 1
+    strict = BatchLimits(max_event_bytes=LIMITS.max_event_bytes, max_future_skew_s=5)
+    refused = score_batch(_raw([value]), predictor, strict, clock=lambda: now - 10)
+    assert refused.dead_letter_types == {"event_from_future": 1}
+
+
+def test_nested_objects_with_repeated_inner_keys_are_not_duplicates(predictor: Any) -> None:
+    event = synthetic_events(1)[0] | {"extra": {"a": 1, "b": {"a": 2}}, "note": 'say "x": y'}
+    result = score_batch(_raw([orjson.dumps(event)]), predictor, LIMITS)
+    assert len(result.predictions) == 1, result.dead_letters
+
+
+class _BrokenPredictor:
+    version = "broken-1"
+    threshold = 0.5
+
+    def predict_batch(self, records: Sequence[Any]) -> np.ndarray:
+        raise RuntimeError("model exploded")
+
+
+def test_a_failing_model_dead_letters_the_valid_records_of_the_batch() -> None:
+    values = [orjson.dumps(e) for e in synthetic_events(3)] + [b"not json"]
+    result = score_batch(_raw(values), _BrokenPredictor(), LIMITS)
+    assert not result.predictions
+    assert result.dead_letter_types == {"scoring_failed": 3, "invalid_json": 1}
+    meta = DeadLetter.from_headers(result.dead_letters[-1].headers)
+    assert "model exploded" in meta.error_message
+
+
+def test_empty_batch() -> None:
+    result = score_batch([], _BrokenPredictor(), LIMITS)
+    assert result.consumed == 0
