@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, models_cmd, predict, train
+from cli import api, bench, models_cmd, predict, train
 
 app = typer.Typer(
     name="churn",
@@ -31,6 +31,7 @@ def main(
 
 app.command("train")(train.command)
 app.command("predict")(predict.command)
+app.command("api")(api.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 

@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     api_max_batch: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     api_cors_origins: list[str] = Field(default_factory=list)
+    api_access_log: bool = True
 
     # --- producer --------------------------------------------------------------
     producer_rate: float = Field(default=50.0, gt=0)

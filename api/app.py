@@ -1,0 +1,149 @@
+"""The application factory and its lifespan.
+
+``create_app(settings)`` only wires things together; the model is loaded by the
+lifespan when the server starts (in a worker thread, since unpickling blocks),
+and a background task polls the registry pointer every
+``settings.model_poll_interval_s`` seconds for a newly promoted version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
+
+from api.errors import install_error_handlers
+from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
+from api.routes import build_router
+from api.state import ServiceState
+from models.live import LiveModel
+from models.predictor import Predictor
+from models.registry import ModelRegistry
+from monitoring.metrics import ApiMetrics, set_model_info
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Routes whose POST body must be JSON.
+JSON_ROUTES = ("/predict", "/predict/batch")
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("churn-stream")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    live: LiveModel | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    poll: bool = True,
+) -> FastAPI:
+    """Build the API for ``settings``; nothing is loaded until the server starts.
+
+    ``live`` lets a caller share a :class:`LiveModel` (tests, embedding);
+    ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
+    """
+    metrics = ApiMetrics.create(metrics_registry)
+
+    def on_change(predictor: Predictor) -> None:
+        set_model_info(metrics.model_info, predictor.version, predictor.info.selected_model)
+
+    if live is None:
+        live = LiveModel(ModelRegistry(settings.model_store), on_change=on_change)
+    elif live.predictor is not None:
+        on_change(live.predictor)
+    state = ServiceState(settings=settings, live=live, metrics=metrics, package_version=_package_version())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        result = await asyncio.to_thread(state.reload)
+        if result.status == "no_model":
+            log.warning("api_started_without_model store=%s", settings.model_store)
+        elif result.status == "refused":
+            log.error("api_started_without_model error=%s", result.error)
+        poller = asyncio.create_task(_poll(state), name="model-poll") if poll else None
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    app = FastAPI(
+        title="churn-stream API",
+        version=state.package_version,
+        description="Synchronous churn scoring with the model the stream scorer uses.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    router = build_router(state)
+    app.include_router(router)
+    routes = [*router.routes, *app.routes]
+    paths = sorted({path for route in routes if isinstance(path := getattr(route, "path", None), str)})
+    state.endpoints = paths
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        routes=paths,
+        json_paths=JSON_ROUTES,
+        max_body_bytes=settings.api_max_body_bytes,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+    )
+    if settings.api_cors_origins:
+        # Added last, so it is outermost: preflight requests are answered before the key check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER],
+        )
+    if settings.api_key is not None:
+        _document_api_key(app)
+    return app
+
+
+async def _poll(state: ServiceState) -> None:
+    """Look for a newly promoted version every ``model_poll_interval_s`` seconds, forever."""
+    interval = state.settings.model_poll_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(state.reload)
+        except Exception:  # keep polling whatever happened; the old model keeps serving
+            log.exception("model_poll_failed")
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """Show the X-API-Key requirement in the OpenAPI schema (enforced by the middleware)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            }
+            schema["security"] = [{"ApiKey": []}]
+            for path, operations in schema.get("paths", {}).items():
+                if path in PUBLIC_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
