@@ -5,9 +5,10 @@ does no dependency lookups on the scoring path.
 (the same rules as the stream), scores it with ``Predictor.predict_one`` (the
 compiled numpy path, microseconds) and writes the JSON with orjson, skipping a
 second pydantic validation of a response it built itself.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI reads the endpoint
+annotations at definition time, and the batch limit is a closure variable.
+"""
 
 import asyncio
 import time
