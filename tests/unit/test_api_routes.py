@@ -58,7 +58,8 @@ def test_predict_returns_a_churn_prediction(client: TestClient, store: Store, pr
     assert prediction.churn == (prediction.churn_probability >= predictor.threshold)
     assert abs(prediction.churn_probability - predictor.predict_one(body)) < 1e-12
     assert len(prediction.event_id) == 32  # generated when the client sends none
-    assert prediction.event_time is not None and prediction.event_time.tzinfo is not None
+    assert prediction.event_time is not None
+    assert prediction.event_time.tzinfo is not None
 
 
 def test_predict_keeps_the_clients_event_id_and_time(client: TestClient) -> None:

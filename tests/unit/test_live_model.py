@@ -47,7 +47,8 @@ def test_swaps_to_a_newly_promoted_version(store: Store) -> None:
     assert (result.status, result.serving, result.previous) == ("loaded", store.v2, store.v1)
     assert live.version == store.v2
     # a reference taken before the swap still scores with the old model
-    assert old is not None and old.version == store.v1
+    assert old is not None
+    assert old.version == store.v1
     rows = records(20)
     assert not (old.predict_batch(rows) == live.predictor.predict_batch(rows)).all()  # type: ignore[union-attr]
 
@@ -62,7 +63,8 @@ def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> No
     assert result.status == "refused"
     assert result.candidate == store.v2
     assert result.serving == store.v1
-    assert result.error is not None and "sha256 mismatch" in result.error
+    assert result.error is not None
+    assert "sha256 mismatch" in result.error
     assert live.version == store.v1
     assert live.failures == 1
 
