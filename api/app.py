@@ -28,6 +28,7 @@ from models.live import LiveModel
 from models.predictor import Predictor
 from models.registry import ModelRegistry
 from monitoring.metrics import ApiMetrics, set_model_info
+from schemas.features import FLAG_FEATURES, YES_NO_FEATURES
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", API_KEY_HEADER],
         )
-    if settings.api_key is not None:
-        _document_api_key(app)
+    _customise_openapi(app, api_key=settings.api_key is not None)
     return app
 
 
@@ -127,14 +127,36 @@ async def _poll(state: ServiceState) -> None:
             log.exception("model_poll_failed")
 
 
-def _document_api_key(app: FastAPI) -> None:
-    """Show the X-API-Key requirement in the OpenAPI schema (enforced by the middleware)."""
+#: Identifier fields: whitespace is stripped before the length check, so one visible character is needed.
+_ID_FIELDS = ("customer_id", "event_id")
+
+
+def _customise_openapi(app: FastAPI, *, api_key: bool) -> None:
+    """Publish the rules the generated schema cannot see; enforced by pydantic and the middleware.
+
+    * ``customer_id`` / ``event_id`` must contain a non-blank character (the
+      models strip whitespace before checking ``minLength``);
+    * Yes/No features and ``senior_citizen`` also take JSON booleans;
+    * with an API key, the ``X-API-Key`` security scheme on every guarded route.
+    """
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        properties = schema["components"]["schemas"]["PredictRequest"]["properties"]
+        for name in _ID_FIELDS:
+            # one character the model does not strip: not whitespace, and not U+0085, which
+            # Python strips but JSON Schema (ECMA-262) regexes do not count as \s
+            properties[name]["pattern"] = "[^\\s\u0085]"
+        for name in (*YES_NO_FEATURES, *FLAG_FEATURES):
+            properties[name] = {
+                "anyOf": [{k: v for k, v in properties[name].items() if k != "title"}, {"type": "boolean"}],
+                "title": properties[name].get("title", name),
+            }
+        if api_key:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
             }
@@ -143,7 +165,7 @@ def _document_api_key(app: FastAPI) -> None:
                 if path in PUBLIC_PATHS:
                     for operation in operations.values():
                         operation["security"] = []
-            app.openapi_schema = schema
-        return app.openapi_schema
+        app.openapi_schema = schema
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -392,3 +392,26 @@ def test_cors_preflight_for_a_configured_origin(store: Store) -> None:
 def test_no_cors_headers_by_default(client: TestClient) -> None:
     response = client.get("/health", headers={"Origin": "https://app.example"})
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_booleans_are_accepted_for_flags_as_documented(client: TestClient) -> None:
+    as_text = client.post("/predict", json=customer(senior_citizen=1, partner="Yes")).json()
+    as_bool = client.post("/predict", json=customer(senior_citizen=True, partner=True)).json()
+    assert as_bool["churn_probability"] == as_text["churn_probability"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]
+    assert {"type": "boolean"} in schema["properties"]["partner"]["anyOf"]
+    assert {"type": "boolean"} in schema["properties"]["senior_citizen"]["anyOf"]
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u0085", "\u3000"])
+def test_blank_ids_are_rejected_and_documented(client: TestClient, blank: str) -> None:
+    import re
+
+    response = client.post("/predict", json=customer(customer_id=blank))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "customer_id"
+    pattern = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"][
+        "customer_id"
+    ]["pattern"]
+    assert re.search(pattern, blank) is None
+    assert re.search(pattern, f"{blank}x{blank}") is not None
