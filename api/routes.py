@@ -32,7 +32,7 @@ def _json(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code, media_type="application/json")
 
 
-def _prediction(
+def prediction_body(
     request: PredictRequest, probability: float, predictor: Predictor, now: datetime
 ) -> dict[str, Any]:
     """A :class:`ChurnPrediction` as a plain dict (same fields, same rules)."""
@@ -74,7 +74,7 @@ def build_router(state: ServiceState) -> APIRouter:
         predictor = current()  # this request keeps this model even if a reload swaps it
         probability = predictor.predict_one(customer)
         metrics.probability.observe(probability)
-        return _json(_prediction(customer, probability, predictor, datetime.now(UTC)))
+        return _json(prediction_body(customer, probability, predictor, datetime.now(UTC)))
 
     @router.post(
         "/predict/batch",
@@ -94,7 +94,7 @@ def build_router(state: ServiceState) -> APIRouter:
         predictions = []
         for customer, probability in zip(customers, probabilities, strict=True):
             observe(probability)
-            predictions.append(_prediction(customer, probability, predictor, now))
+            predictions.append(prediction_body(customer, probability, predictor, now))
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

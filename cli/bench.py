@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from cli import bench_api
+
 app = typer.Typer(help="Benchmarks (figures in docs/benchmarks.md come from these).", no_args_is_help=True)
 
 # Sub-commands register here, one line each, e.g.:
 #   from cli import bench_stream
 #   app.command("stream")(bench_stream.command)
+
+app.command("api")(bench_api.command)
