@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from models.predictor import Predictor
-from models.registry import ModelRegistry, RegistryError
+from models.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class LiveModel:
             predictor = Predictor.from_registry(self.registry, wanted)
             probes = self._probes if self._probes is not None else default_probe_records()
             predictor.check_fast_path(list(probes))
-        except (RegistryError, OSError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # whatever is wrong with the new version, the old one keeps serving
             self._refused = wanted
             self.failures += 1
             log.error("model_reload_refused candidate=%s serving=%s error=%s", wanted, serving or "none", exc)

@@ -104,3 +104,30 @@ def test_predictions_match_a_directly_loaded_predictor(store: Store) -> None:
     rows = records(50)
     assert live.predictor is not None
     assert (live.predictor.predict_batch(rows) == direct.predict_batch(rows)).all()
+
+
+def test_refuses_a_verified_artifact_that_is_not_a_pipeline(store: Store) -> None:
+    """Right sha256, wrong content (not a churn pipeline): refused, the old model stays."""
+    import json
+    import shutil
+
+    import joblib
+
+    from models.registry import MANIFEST_FILE, sha256_file
+
+    live = LiveModel(store.registry)
+    live.refresh()
+    odd = "29990101T000000000000Z-notapipe"
+    folder = store.path / odd
+    shutil.copytree(store.path / store.v2, folder)
+    joblib.dump({"not": "a pipeline"}, folder / MODEL_FILE)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["version"] = odd
+    manifest["sha256"][MODEL_FILE] = sha256_file(folder / MODEL_FILE)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    store.registry.promote(odd)  # passes the registry's integrity check
+
+    result = live.refresh()
+    assert result.status == "refused"
+    assert result.candidate == odd
+    assert live.version == store.v1
