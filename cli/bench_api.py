@@ -41,13 +41,17 @@ def command(
     concurrency: list[int] = typer.Option([1, 8], "--concurrency", "-c", help="Connections (repeatable)."),
     batch: int = typer.Option(100, "--batch", min=1, help="Rows per /predict/batch request."),
     iterations: int = typer.Option(5000, "--iterations", help="Calls per server-side measurement."),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Server access log."),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log", help="Server access log (env CHURN_API_ACCESS_LOG, off)."
+    ),
     write_docs: Path | None = typer.Option(
         None, "--write-docs", help="Write the results into this Markdown file (e.g. docs/benchmarks.md)."
     ),
 ) -> None:
     """Measure /predict latency and throughput over HTTP and the naive one-row sklearn path."""
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = ctx.obj.with_overrides(model_store=store, api_access_log=access_log)
+    access_log = bool(settings.api_access_log)
+    machine = _machine()
     with tempfile.TemporaryDirectory(prefix="churn-bench-api-") as tmp:
         work = Path(tmp)
         model_store = _ensure_model(settings.model_store, work)
@@ -55,7 +59,7 @@ def command(
         console.print("[bold]server side[/] (in process, same model)...")
         server_side = _server_side(model_store, body, iterations)
         http = _http(model_store, work, body, seconds, concurrency, batch, access_log)
-    results = {"server_side": server_side, "http": http, "machine": _machine(), "date": _today()}
+    results = {"server_side": server_side, "http": http, "machine": machine, "date": _today()}
     results["command"] = _command_line(seconds, concurrency, batch, iterations, access_log, write_docs)
     _print(results)
     if write_docs is not None:
@@ -144,6 +148,7 @@ def _server_side(store: Path, body: dict[str, Any], iterations: int) -> dict[str
     return {
         "model": predictor.info.selected_model,
         "version": predictor.version,
+        "trained_on": str(predictor.manifest.get("training_data", {}).get("source", "unknown data")),
         "fast_path": predictor.fast_path,
         "predict_one": fast,
         "handler": full,
@@ -229,6 +234,7 @@ def _http(
 
 # --------------------------------------------------------------- reporting
 def _machine() -> str:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -237,7 +243,10 @@ def _machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} "
+        f"(load average {load:.1f} when the run started)"
+    )
 
 
 def _today() -> str:
@@ -250,7 +259,7 @@ def _command_line(
     parts = ["churn bench api", f"--seconds {seconds:g}"]
     parts += [f"-c {c}" for c in levels]
     parts += [f"--batch {batch}", f"--iterations {iterations}"]
-    parts += [] if access_log else ["--no-access-log"]
+    parts += ["--access-log"] if access_log else []
     parts += [f"--write-docs {docs}"] if docs else []
     return " ".join(parts)
 
@@ -267,7 +276,9 @@ def _markdown(results: dict[str, Any]) -> str:
         results["command"],
         "```",
         "",
-        f"Model: `{s['model']}` (compiled fast path: {'yes' if s['fast_path'] else 'no'}).",
+        f"Model: `{s['model']}` version `{s['version']}`, trained on {s['trained_on']} "
+        f"(compiled fast path: {'yes' if s['fast_path'] else 'no'}); `make model` trains such a "
+        "model into `models/store` when none is there.",
         "",
         "**Server side** (in process, one request at a time):",
         "",
