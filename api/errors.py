@@ -142,8 +142,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-#: OpenAPI ``responses=`` entries for the error codes a route can return.
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error codes a route can return."""
     descriptions = {
         400: "Malformed JSON.",
         401: "X-API-Key header missing (when an API key is configured).",
