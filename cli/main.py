@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench, broker, consume, models_cmd, predict, produce, score, train, up
+from cli import api, bench, broker, consume, models_cmd, predict, produce, score, train, up
 
 app = typer.Typer(
     name="churn",
@@ -36,6 +36,7 @@ app.command("score")(score.command)
 app.command("produce")(produce.command)
 app.command("consume")(consume.command)
 app.command("up")(up.command)
+app.command("api")(api.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 

@@ -116,6 +116,7 @@ class ApiMetrics:
     request_latency: Histogram
     probability: Histogram
     model_info: Gauge
+    model_reload_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
@@ -137,6 +138,11 @@ class ApiMetrics:
             ),
             probability=_probability(reg),
             model_info=_model_info(reg),
+            model_reload_failures=Counter(
+                "churn_model_reload_failures",
+                "Model versions refused on reload (bad sha256, unreadable artifact).",
+                registry=reg,
+            ),
         )
 
 

@@ -1,0 +1,171 @@
+"""The application factory and its lifespan.
+
+``create_app(settings)`` only wires things together; the model is loaded by the
+lifespan when the server starts (in a worker thread, since unpickling blocks),
+and a background task polls the registry pointer every
+``settings.model_poll_interval_s`` seconds for a newly promoted version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import CollectorRegistry
+from starlette.middleware.cors import CORSMiddleware
+
+from api.errors import install_error_handlers
+from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
+from api.routes import build_router
+from api.state import ServiceState
+from models.live import LiveModel
+from models.predictor import Predictor
+from models.registry import ModelRegistry
+from monitoring.metrics import ApiMetrics, set_model_info
+from schemas.features import FLAG_FEATURES, YES_NO_FEATURES
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Routes whose POST body must be JSON.
+JSON_ROUTES = ("/predict", "/predict/batch")
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("churn-stream")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    live: LiveModel | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+    poll: bool = True,
+) -> FastAPI:
+    """Build the API for ``settings``; nothing is loaded until the server starts.
+
+    ``live`` lets a caller share a :class:`LiveModel` (tests, embedding);
+    ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
+    """
+    metrics = ApiMetrics.create(metrics_registry)
+
+    def on_change(predictor: Predictor) -> None:
+        set_model_info(metrics.model_info, predictor.version, predictor.info.selected_model)
+
+    if live is None:
+        live = LiveModel(ModelRegistry(settings.model_store), on_change=on_change)
+    elif live.predictor is not None:
+        on_change(live.predictor)
+    state = ServiceState(settings=settings, live=live, metrics=metrics, package_version=_package_version())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        result = await asyncio.to_thread(state.reload)
+        if result.status == "no_model":
+            log.warning("api_started_without_model store=%s", settings.model_store)
+        elif result.status == "refused":
+            log.error("api_started_without_model error=%s", result.error)
+        poller = asyncio.create_task(_poll(state), name="model-poll") if poll else None
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    app = FastAPI(
+        title="churn-stream API",
+        version=state.package_version,
+        description="Synchronous churn scoring with the model the stream scorer uses.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    router = build_router(state)
+    app.include_router(router)
+    routes = [*router.routes, *app.routes]
+    paths = sorted({path for route in routes if isinstance(path := getattr(route, "path", None), str)})
+    state.endpoints = paths
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        routes=paths,
+        json_paths=JSON_ROUTES,
+        max_body_bytes=settings.api_max_body_bytes,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+    )
+    if settings.api_cors_origins:
+        # Added last, so it is outermost: preflight requests are answered before the key check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", API_KEY_HEADER],
+        )
+    _customise_openapi(app, api_key=settings.api_key is not None)
+    return app
+
+
+async def _poll(state: ServiceState) -> None:
+    """Look for a newly promoted version every ``model_poll_interval_s`` seconds, forever."""
+    interval = state.settings.model_poll_interval_s
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(state.reload)
+        except Exception:  # keep polling whatever happened; the old model keeps serving
+            log.exception("model_poll_failed")
+
+
+#: Identifier fields: whitespace is stripped before the length check, so one visible character is needed.
+_ID_FIELDS = ("customer_id", "event_id")
+
+
+def _customise_openapi(app: FastAPI, *, api_key: bool) -> None:
+    """Publish the rules the generated schema cannot see; enforced by pydantic and the middleware.
+
+    * ``customer_id`` / ``event_id`` must contain a non-blank character (the
+      models strip whitespace before checking ``minLength``);
+    * Yes/No features and ``senior_citizen`` also take JSON booleans;
+    * with an API key, the ``X-API-Key`` security scheme on every guarded route.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        properties = schema["components"]["schemas"]["PredictRequest"]["properties"]
+        for name in _ID_FIELDS:
+            # one character the model does not strip: not whitespace, and not U+0085, which
+            # Python strips but JSON Schema (ECMA-262) regexes do not count as \s
+            properties[name]["pattern"] = "[^\\s\u0085]"
+        for name in (*YES_NO_FEATURES, *FLAG_FEATURES):
+            properties[name] = {
+                "anyOf": [{k: v for k, v in properties[name].items() if k != "title"}, {"type": "boolean"}],
+                "title": properties[name].get("title", name),
+            }
+        if api_key:
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            }
+            schema["security"] = [{"ApiKey": []}]
+            for path, operations in schema.get("paths", {}).items():
+                if path in PUBLIC_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = []
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,200 @@
+"""The endpoints. ``build_router`` closes over the service state, so a request
+does no dependency lookups on the scoring path.
+
+``/predict`` validates the body with :class:`schemas.events.PredictRequest`
+(the same rules as the stream), scores it with ``Predictor.predict_one`` (the
+compiled numpy path, microseconds) and writes the JSON with orjson, skipping a
+second pydantic validation of a response it built itself.
+
+No ``from __future__ import annotations`` here: FastAPI reads the endpoint
+annotations at definition time, and the batch limit is a closure variable.
+"""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from api.errors import ApiError, error_responses
+from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
+from api.state import ServiceState
+from models.predictor import Predictor
+from schemas.events import ChurnPrediction, PredictRequest
+from schemas.features import SCHEMA_VERSION
+
+
+def _json(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code, media_type="application/json")
+
+
+def prediction_body(
+    request: PredictRequest, probability: float, predictor: Predictor, now: datetime
+) -> dict[str, Any]:
+    """A :class:`ChurnPrediction` as a plain dict (same fields, same rules)."""
+    return {
+        "event_id": request.event_id,
+        "customer_id": request.customer_id,
+        "churn_probability": probability,
+        "churn": probability >= predictor.threshold,
+        "threshold": predictor.threshold,
+        "model_version": predictor.version,
+        "scored_at": now,
+        "event_time": request.event_time,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def build_router(state: ServiceState) -> APIRouter:
+    router = APIRouter()
+    live = state.live
+    metrics = state.metrics
+    max_batch = state.settings.api_max_batch
+    no_model = "no verified model is loaded yet; train and promote one (`churn train`)"
+
+    def current() -> Predictor:
+        predictor = live.predictor
+        if predictor is None:
+            raise ApiError(503, "no_model", no_model, headers={"Retry-After": "5"})
+        return predictor
+
+    @router.post(
+        "/predict",
+        response_model=ChurnPrediction,
+        summary="Score one customer",
+        responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+        tags=["scoring"],
+    )
+    async def predict(customer: PredictRequest) -> Response:
+        """Churn probability for one customer; `event_id` and `event_time` are optional."""
+        predictor = current()  # this request keeps this model even if a reload swaps it
+        probability = predictor.predict_one(customer)
+        metrics.probability.observe(probability)
+        return _json(prediction_body(customer, probability, predictor, datetime.now(UTC)))
+
+    @router.post(
+        "/predict/batch",
+        response_model=BatchPredictions,
+        summary=f"Score up to {max_batch} customers",
+        responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+        tags=["scoring"],
+    )
+    async def predict_batch(
+        customers: Annotated[list[PredictRequest], Body(min_length=1, max_length=max_batch)],
+    ) -> Response:
+        """Churn probabilities for a list of customers, in order, scored in one vectorized pass."""
+        predictor = current()
+        probabilities = predictor.predict_batch(customers).tolist()
+        now = datetime.now(UTC)
+        observe = metrics.probability.observe
+        predictions = []
+        for customer, probability in zip(customers, probabilities, strict=True):
+            observe(probability)
+            predictions.append(prediction_body(customer, probability, predictor, now))
+        return _json(
+            {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
+        )
+
+    @router.get("/health", response_model=Health, summary="Status and model version", tags=["health"])
+    async def health() -> Response:
+        version = live.version
+        return _json(
+            {
+                "status": "ok" if version else "no_model",
+                "model_loaded": version is not None,
+                "model_version": version,
+                "uptime_s": round(time.monotonic() - state.started, 3),
+            }
+        )
+
+    @router.get("/health/live", response_model=Live, summary="The process answers", tags=["health"])
+    async def health_live() -> Response:
+        return _json({"status": "alive"})
+
+    @router.get(
+        "/health/ready",
+        response_model=Ready,
+        summary="Ready when a verified model is loaded",
+        responses=error_responses(503),
+        tags=["health"],
+    )
+    async def health_ready() -> Response:
+        version = live.version
+        if version is None:
+            raise ApiError(503, "not_ready", no_model)
+        return _json({"status": "ready", "model_version": version})
+
+    @router.get(
+        "/model",
+        response_model=ModelSummary,
+        summary="The model in use",
+        responses=error_responses(401, 403, 503),
+        tags=["model"],
+    )
+    async def model() -> Response:
+        predictor = current()
+        manifest = predictor.manifest
+        loaded_at = live.loaded_at
+        return _json(
+            {
+                "version": predictor.version,
+                "selected_model": predictor.info.selected_model,
+                "threshold": predictor.threshold,
+                "created_at": predictor.info.created_at,
+                "schema_version": manifest.get("schema_version"),
+                "selection": manifest.get("selection"),
+                "metrics": manifest.get("metrics", {}),
+                "features": manifest.get("features", []),
+                "training_data": manifest.get("training_data", {}),
+                "fast_path": predictor.fast_path,
+                "loaded_at": datetime.fromtimestamp(loaded_at, UTC) if loaded_at else None,
+            }
+        )
+
+    @router.post(
+        "/admin/reload",
+        response_model=Reload,
+        summary="Load the promoted model now",
+        responses=error_responses(401, 403, 409),
+        tags=["model"],
+    )
+    async def reload() -> Response:
+        """Check the registry pointer now; a version refused before is retried."""
+        result = await asyncio.to_thread(state.reload, True)
+        if result.status == "refused":
+            raise ApiError(
+                409,
+                "model_refused",
+                f"version {result.candidate} was refused: {result.error}",
+                extra={"serving": result.serving},
+            )
+        return _json(result.as_dict())
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        tags=["health"],
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/", response_model=ServiceInfo, summary="What this service is", tags=["health"])
+    async def root() -> Response:
+        return _json(
+            {
+                "service": "churn-stream API",
+                "version": state.package_version,
+                "model_version": live.version,
+                "auth_required": state.settings.api_key is not None,
+                "docs": "/docs",
+                "endpoints": state.endpoints,
+            }
+        )
+
+    return router

@@ -1,0 +1,30 @@
+"""What a running API process holds: settings, the live model, metrics, start time."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from models.live import LiveModel, ReloadResult
+from monitoring.metrics import ApiMetrics
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    live: LiveModel
+    metrics: ApiMetrics
+    package_version: str = "unknown"
+    started: float = field(default_factory=time.monotonic)
+    endpoints: list[str] = field(default_factory=list)
+
+    def reload(self, force: bool = False) -> ReloadResult:
+        """Check the registry now (blocking: call it from a thread); count refusals."""
+        result = self.live.refresh(force=force)
+        if result.status == "refused":
+            self.metrics.model_reload_failures.inc()
+        return result

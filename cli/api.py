@@ -1,0 +1,54 @@
+"""``churn api``: the REST side service under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from cli.console import console
+
+
+def command(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, "--host", help="Bind address (env CHURN_API_HOST, 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (env CHURN_API_PORT, 8000)."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Processes (env CHURN_API_WORKERS, 1)."
+    ),
+    store: Path | None = typer.Option(None, "--store", help="Model store (env CHURN_MODEL_STORE)."),
+    access_log: bool | None = typer.Option(
+        None, "--access-log/--no-access-log", help="One INFO line per request (env CHURN_API_ACCESS_LOG)."
+    ),
+) -> None:
+    """Serve /predict, /predict/batch, /health, /model and /metrics; reload new models on the fly."""
+    import uvicorn
+
+    settings = ctx.obj.with_overrides(
+        api_host=host, api_port=port, api_workers=workers, model_store=store, api_access_log=access_log
+    )
+    console.print(
+        f"churn API on http://{settings.api_host}:{settings.api_port} "
+        f"({settings.api_workers} worker(s), store {settings.model_store}); docs at /docs"
+    )
+    common = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "access_log": settings.api_access_log,
+        "log_config": None,  # keep the one-line-per-event logging set up by `churn`
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.api_workers == 1:
+        from api.app import create_app
+
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        return
+    from api.main import FACTORY
+
+    # Worker processes build their own app from the environment: hand the flags over there.
+    os.environ["CHURN_MODEL_STORE"] = str(settings.model_store)
+    os.environ["CHURN_LOG_LEVEL"] = settings.log_level
+    os.environ["CHURN_API_ACCESS_LOG"] = str(settings.api_access_log).lower()
+    uvicorn.run(FACTORY, factory=True, workers=settings.api_workers, **common)  # type: ignore[arg-type]

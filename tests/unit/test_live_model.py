@@ -1,0 +1,133 @@
+"""LiveModel: load, swap, refuse a tampered artifact, stay consistent under threads."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from api_support import Store, records, store_copy, tamper
+
+from models.live import LiveModel
+from models.predictor import Predictor
+from models.registry import MODEL_FILE, ModelRegistry
+
+
+@pytest.fixture
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return store_copy(tmp_path_factory)
+
+
+def test_empty_store_has_no_model(tmp_path: Path) -> None:
+    live = LiveModel(ModelRegistry(tmp_path / "empty"))
+    result = live.refresh()
+    assert result.status == "no_model"
+    assert live.predictor is None
+    assert live.version is None
+
+
+def test_loads_the_promoted_version_then_reports_unchanged(store: Store) -> None:
+    changes: list[str] = []
+    live = LiveModel(store.registry, on_change=lambda p: changes.append(p.version))
+    first = live.refresh()
+    assert (first.status, first.serving, first.previous) == ("loaded", store.v1, None)
+    assert live.predictor is not None
+    assert live.predictor.fast_path  # the compiled path agreed with sklearn on the probes
+    second = live.refresh()
+    assert (second.status, second.serving) == ("unchanged", store.v1)
+    assert changes == [store.v1]
+
+
+def test_swaps_to_a_newly_promoted_version(store: Store) -> None:
+    live = LiveModel(store.registry)
+    live.refresh()
+    old = live.predictor
+    store.registry.promote(store.v2)
+    result = live.refresh()
+    assert (result.status, result.serving, result.previous) == ("loaded", store.v2, store.v1)
+    assert live.version == store.v2
+    # a reference taken before the swap still scores with the old model
+    assert old is not None
+    assert old.version == store.v1
+    rows = records(20)
+    assert not (old.predict_batch(rows) == live.predictor.predict_batch(rows)).all()  # type: ignore[union-attr]
+
+
+def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> None:
+    live = LiveModel(store.registry)
+    live.refresh()
+    store.registry.promote(store.v2)
+    original = tamper(store.path / store.v2 / MODEL_FILE)
+
+    result = live.refresh()
+    assert result.status == "refused"
+    assert result.candidate == store.v2
+    assert result.serving == store.v1
+    assert result.error is not None
+    assert "sha256 mismatch" in result.error
+    assert live.version == store.v1
+    assert live.failures == 1
+
+    # the poll loop does not retry the same broken version over and over
+    assert live.refresh().status == "unchanged"
+    assert live.failures == 1
+
+    # once the file is repaired, a forced refresh loads it
+    (store.path / store.v2 / MODEL_FILE).write_bytes(original)
+    assert live.refresh().status == "unchanged"
+    assert live.refresh(force=True).status == "loaded"
+    assert live.version == store.v2
+
+
+def test_concurrent_refreshes_load_once(store: Store) -> None:
+    live = LiveModel(store.registry)
+    barrier = threading.Barrier(8)
+    statuses: list[str] = []
+
+    def refresh() -> None:
+        barrier.wait()
+        statuses.append(live.refresh().status)
+
+    threads = [threading.Thread(target=refresh) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == ["loaded"] + ["unchanged"] * 7
+    assert live.reloads == 1
+
+
+def test_predictions_match_a_directly_loaded_predictor(store: Store) -> None:
+    live = LiveModel(store.registry)
+    live.refresh()
+    direct = Predictor.from_registry(store.registry)
+    rows = records(50)
+    assert live.predictor is not None
+    assert (live.predictor.predict_batch(rows) == direct.predict_batch(rows)).all()
+
+
+def test_refuses_a_verified_artifact_that_is_not_a_pipeline(store: Store) -> None:
+    """Right sha256, wrong content (not a churn pipeline): refused, the old model stays."""
+    import json
+    import shutil
+
+    import joblib
+
+    from models.registry import MANIFEST_FILE, sha256_file
+
+    live = LiveModel(store.registry)
+    live.refresh()
+    odd = "29990101T000000000000Z-notapipe"
+    folder = store.path / odd
+    shutil.copytree(store.path / store.v2, folder)
+    joblib.dump({"not": "a pipeline"}, folder / MODEL_FILE)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["version"] = odd
+    manifest["sha256"][MODEL_FILE] = sha256_file(folder / MODEL_FILE)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    store.registry.promote(odd)  # passes the registry's integrity check
+
+    result = live.refresh()
+    assert result.status == "refused"
+    assert result.candidate == odd
+    assert live.version == store.v1
