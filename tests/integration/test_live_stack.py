@@ -1,0 +1,163 @@
+"""The monitoring contract against the real stack.
+
+Embedded broker, a real ``churn score`` worker, a real ``churn api`` process, a
+producer at a steady rate (plus a few poison records and API calls, good and
+bad), and a real Prometheus (Debian package) scraping both every second with the
+project's alert rules. Then:
+
+* every PromQL expression of the Grafana dashboard returns data;
+* every alert rule evaluates without error, and every metric it reads has data;
+* the sum of ``churn_predictions_total`` equals the predictions on the topic.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from bad_records import bad_records
+from kafka_tools import KafkaTools
+from scorer_process import CHURN, ScorerProcess
+
+from monitoring import promql
+from scorer.broker import free_port
+from tests.prometheus import PrometheusServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "churn.json"
+ALERTS = ROOT / "monitoring" / "alerts.yml"
+EVENTS = 600
+RATE = 100
+
+
+def _http(method: str, url: str, body: bytes | None = None) -> int:
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+@pytest.fixture
+def api_process(model_store: Path, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = (tmp_path / "api.log").open("wb")
+    process = subprocess.Popen(
+        [CHURN, "api", "--port", str(port), "--store", str(model_store)], stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if _http("GET", f"{base}/health/ready") == 200:
+                break
+        except OSError:
+            pass
+        assert process.poll() is None, (tmp_path / "api.log").read_text()
+        time.sleep(0.2)
+    else:
+        pytest.fail("the API never became ready:\n" + (tmp_path / "api.log").read_text())
+    yield base
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_dashboard_and_alerts_have_data_from_the_live_stack(
+    kafka: KafkaTools,
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    start_scorer: Callable[..., ScorerProcess],
+    api_process: str,
+    prometheus_server: Callable[..., PrometheusServer],
+    tmp_path: Path,
+) -> None:
+    scorer = start_scorer()
+    scorer.wait_metrics()
+    api_target = api_process.removeprefix("http://")
+    prom = prometheus_server(scorer_targets=[f"127.0.0.1:{scorer.web_port}"], api_targets=[api_target])
+
+    env = dict(scorer.env)
+    producer = subprocess.Popen(
+        [CHURN, "produce", "--rate", str(RATE), "--count", str(EVENTS), "--topic", topics["events"]],
+        env=env,
+        stdout=(tmp_path / "producer.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    poison = [(bad.key, bad.value) for bad in bad_records()[:6]]
+    kafka.produce(topics["events"], poison)
+
+    customer = {
+        "customer_id": "live-1",
+        "gender": "Female",
+        "senior_citizen": 0,
+        "partner": "Yes",
+        "dependents": "No",
+        "tenure": 5,
+        "phone_service": "Yes",
+        "multiple_lines": "No",
+        "internet_service": "Fiber optic",
+        "online_security": "No",
+        "online_backup": "No",
+        "device_protection": "No",
+        "tech_support": "No",
+        "streaming_tv": "Yes",
+        "streaming_movies": "No",
+        "contract": "Month-to-month",
+        "paperless_billing": "Yes",
+        "payment_method": "Electronic check",
+        "monthly_charges": 80.5,
+        "total_charges": 402.5,
+    }
+    deadline = time.monotonic() + EVENTS / RATE + 5
+    while time.monotonic() < deadline:
+        assert _http("POST", f"{api_process}/predict", json.dumps(customer).encode()) == 200
+        assert _http("POST", f"{api_process}/predict", b'{"tenure": -1}') == 422
+        assert _http("GET", f"{api_process}/health") == 200
+        time.sleep(0.1)
+    assert producer.wait(timeout=60) == 0, (tmp_path / "producer.log").read_text()
+
+    # Everything produced is scored or dead-lettered. (Read the topics: the embedded broker's
+    # watermarks count record batches, not records.)
+    written = len(kafka.consume(topics["predictions"], EVENTS, timeout=60, idle=2))
+    dead = len(kafka.consume(topics["dlq"], len(poison), timeout=30, idle=1))
+    assert (written, dead) == (EVENTS, len(poison)), scorer.tail()
+
+    missing: list[str] = []
+    for query in promql.dashboard_queries(json.loads(DASHBOARD.read_text(encoding="utf-8"))):
+        expr = promql.for_prometheus(query.expr, interval="10s", range_="1m")
+        try:
+            prom.wait_for(expr, timeout=20)
+        except Exception as error:  # collect every panel that stays empty, not just the first
+            missing.append(f"{query.source}: {expr} ({error})")
+    assert not missing, "dashboard queries without data:\n" + "\n".join(missing)
+
+    rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    for query in promql.rule_queries(rules):
+        prom.query(promql.for_prometheus(query.expr))  # accepted by the real server
+        for name in promql.metric_names(query.expr):
+            assert prom.wait_for(name, timeout=10), f"{query.source}: no data for {name}"
+    deadline = time.monotonic() + 30
+    while True:
+        states = prom.rules()
+        if states and all(r.get("health") == "ok" for r in states):
+            break
+        assert time.monotonic() < deadline, f"rules not healthy: {states}"
+        time.sleep(1)
+
+    # The counter agrees with the topic, once Prometheus has scraped the final value.
+    deadline = time.monotonic() + 20
+    while (counted := prom.value("sum(churn_predictions_total)")) != written:
+        assert time.monotonic() < deadline, f"churn_predictions_total={counted}, topic holds {written}"
+        time.sleep(0.5)
+    assert scorer.running()
