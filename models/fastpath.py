@@ -1,9 +1,11 @@
-"""Compile the fitted part of a linear pipeline into plain numpy.
+"""Compile the fitted part of a pipeline into plain numpy.
 
 sklearn spends most of a one-row ``predict_proba`` (hundreds of microseconds)
 on input validation, metadata routing and dispatch, not on arithmetic. For the
 pipelines whose fitted steps we can express exactly — :class:`NumericBasis`,
-``StandardScaler``, and a binary ``LogisticRegression(CV)`` — this module
+``StandardScaler``, a binary ``LogisticRegression(CV)``, a binary
+``HistGradientBoostingClassifier`` with numeric splits, and a soft
+``VotingClassifier`` of those — this module
 builds a function that does only the arithmetic, in the same order sklearn
 does it. :func:`compile_tail` returns ``None`` for anything else, and the
 caller falls back to sklearn; :class:`models.predictor.Predictor` also checks
@@ -13,10 +15,12 @@ the compiled function against sklearn on probe rows before trusting it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -25,16 +29,44 @@ from models.basis import NumericBasis
 
 Scorer = Callable[[np.ndarray], np.ndarray]
 
+#: Above this many rows, sklearn's compiled tree code beats walking all trees in numpy.
+TREE_MAX_ROWS = 256
 
-def compile_tail(tail: Pipeline) -> Scorer | None:
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled scorer and the largest batch it should be used for (``None``: any)."""
+
+    score: Scorer
+    max_rows: int | None
+
+
+def compile_tail(tail: Pipeline) -> Compiled | None:
     """A numpy scorer equivalent to ``tail.predict_proba(X)[:, 1]``, or ``None``."""
     steps = _flatten(tail)
+    score = _compile_steps(steps)
+    if score is None:
+        return None
+    has_trees = any(_contains_trees(step) for step in steps)
+    return Compiled(score, TREE_MAX_ROWS if has_trees else None)
+
+
+def _contains_trees(step: Any) -> bool:
+    if isinstance(step, HistGradientBoostingClassifier):
+        return True
+    if isinstance(step, VotingClassifier):
+        return any(_contains_trees(e) for e in step.estimators_)
+    if isinstance(step, Pipeline):
+        return any(_contains_trees(s) for s in _flatten(step))
+    return False
+
+
+def _compile_steps(steps: list[Any]) -> Scorer | None:
     if not steps:
         return None
     *transforms, model = steps
-    if not isinstance(model, LogisticRegression | LogisticRegressionCV):
-        return None
-    if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
+    final = _compile_model(model)
+    if final is None:
         return None
     stages: list[Callable[[np.ndarray], np.ndarray]] = []
     for step in transforms:
@@ -42,14 +74,93 @@ def compile_tail(tail: Pipeline) -> Scorer | None:
         if stage is None:
             return None
         stages.append(stage)
-    coef = np.ascontiguousarray(model.coef_.T)
-    intercept = model.intercept_.copy()
+    if not stages:
+        return final
 
     def score(matrix: np.ndarray) -> np.ndarray:
         for stage in stages:
             matrix = stage(matrix)
+        return final(matrix)
+
+    return score
+
+
+def _compile_model(model: Any) -> Scorer | None:
+    if isinstance(model, Pipeline):
+        return _compile_steps(_flatten(model))
+    if isinstance(model, LogisticRegression | LogisticRegressionCV):
+        return _logistic(model)
+    if isinstance(model, HistGradientBoostingClassifier):
+        return _gradient_boosting(model)
+    if isinstance(model, VotingClassifier):
+        return _soft_vote(model)
+    return None
+
+
+def _logistic(model: LogisticRegression) -> Scorer | None:
+    if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
+        return None
+    coef = np.ascontiguousarray(model.coef_.T)
+    intercept = model.intercept_.copy()
+
+    def score(matrix: np.ndarray) -> np.ndarray:
         decision = matrix @ coef + intercept
         return np.asarray(expit(decision[:, 0]), dtype=np.float64)
+
+    return score
+
+
+def _gradient_boosting(model: HistGradientBoostingClassifier) -> Scorer | None:
+    """Every tree walked at once, level by level, instead of one Python call per tree.
+
+    sklearn calls each of the (hundreds of) trees in turn, which costs ~1 ms for
+    one row; here all trees advance together, so a row costs ~depth numpy steps.
+    Numeric splits only (the encoder produces no categorical features).
+    """
+    if len(model.classes_) != 2 or model.n_trees_per_iteration_ != 1:
+        return None
+    trees = [predictors[0].nodes for predictors in model._predictors]
+    if not trees or any(t["is_categorical"].any() for t in trees):
+        return None
+    offsets = np.cumsum([0] + [len(t) for t in trees[:-1]])
+    nodes = np.concatenate(trees)
+    shift = np.repeat(offsets, [len(t) for t in trees])
+    feature = nodes["feature_idx"].astype(np.intp)
+    threshold = nodes["num_threshold"].astype(np.float64)
+    missing_left = nodes["missing_go_to_left"].astype(bool)
+    leaf = nodes["is_leaf"].astype(bool)
+    left = np.where(leaf, np.arange(len(nodes)), nodes["left"].astype(np.intp) + shift)
+    right = np.where(leaf, np.arange(len(nodes)), nodes["right"].astype(np.intp) + shift)
+    value = nodes["value"].astype(np.float64)
+    roots = offsets.astype(np.intp)
+    depth = int(nodes["depth"].max())
+    baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
+
+    def score(matrix: np.ndarray) -> np.ndarray:
+        node = np.broadcast_to(roots, (matrix.shape[0], len(roots))).copy()
+        rows = np.arange(matrix.shape[0])[:, None]
+        for _ in range(depth):
+            x = matrix[rows, feature[node]]
+            go_left = np.where(np.isnan(x), missing_left[node], x <= threshold[node])
+            node = np.where(go_left, left[node], right[node])
+        raw = baseline + value[node].sum(axis=1)
+        return np.asarray(expit(raw), dtype=np.float64)
+
+    return score
+
+
+def _soft_vote(model: VotingClassifier) -> Scorer | None:
+    if model.voting != "soft" or len(model.classes_) != 2:
+        return None
+    members = [_compile_model(estimator) for estimator in model.estimators_]
+    if any(member is None for member in members):
+        return None
+    scorers = [m for m in members if m is not None]
+    weights = np.ones(len(scorers)) if model.weights is None else np.asarray(model.weights, dtype=np.float64)
+
+    def score(matrix: np.ndarray) -> np.ndarray:
+        stacked = np.stack([member(matrix) for member in scorers])
+        return np.asarray(np.average(stacked, axis=0, weights=weights), dtype=np.float64)
 
     return score
 

@@ -72,9 +72,23 @@ def test_single_records_match_the_sklearn_pipeline(
     np.testing.assert_allclose(got_dicts, expected, rtol=0, atol=TOLERANCE)
 
 
-def test_linear_models_are_compiled_and_others_fall_back(predictor: Predictor) -> None:
-    linear = predictor.version in ("test-logistic_regression", "test-spline_logistic")
-    assert predictor.fast_path is linear
+def test_supported_models_are_compiled_and_forests_fall_back(predictor: Predictor) -> None:
+    assert predictor.fast_path is (predictor.version != "test-random_forest")
+
+
+def test_compiled_scorer_matches_sklearn_on_every_row(
+    predictor: Predictor, random_customers: pd.DataFrame
+) -> None:
+    """The compiled scorer itself, on all rows (predict_matrix may hand large batches to sklearn)."""
+    compiled = predictor._fast
+    if compiled is None:  # random forests run through sklearn by design
+        assert predictor.version == "test-random_forest"
+        return
+    matrix = FeatureEncoder().transform(random_customers)
+    expected = predictor.pipeline.predict_proba(random_customers)[:, 1]
+    np.testing.assert_allclose(compiled.score(matrix), expected, rtol=0, atol=TOLERANCE)
+    small = matrix[:7]
+    np.testing.assert_allclose(predictor.predict_matrix(small), expected[:7], rtol=0, atol=TOLERANCE)
 
 
 def test_fast_path_check_keeps_agreeing_compiled_scorers(
