@@ -15,10 +15,10 @@ the compiled function against sklearn on probe rows before trusting it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import sklearn
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -33,32 +33,9 @@ Scorer = Callable[[np.ndarray], np.ndarray]
 TREE_MAX_ROWS = 256
 
 
-@dataclass(frozen=True)
-class Compiled:
-    """A compiled scorer and the largest batch it should be used for (``None``: any)."""
-
-    score: Scorer
-    max_rows: int | None
-
-
-def compile_tail(tail: Pipeline) -> Compiled | None:
+def compile_tail(tail: Pipeline) -> Scorer | None:
     """A numpy scorer equivalent to ``tail.predict_proba(X)[:, 1]``, or ``None``."""
-    steps = _flatten(tail)
-    score = _compile_steps(steps)
-    if score is None:
-        return None
-    has_trees = any(_contains_trees(step) for step in steps)
-    return Compiled(score, TREE_MAX_ROWS if has_trees else None)
-
-
-def _contains_trees(step: Any) -> bool:
-    if isinstance(step, HistGradientBoostingClassifier):
-        return True
-    if isinstance(step, VotingClassifier):
-        return any(_contains_trees(e) for e in step.estimators_)
-    if isinstance(step, Pipeline):
-        return any(_contains_trees(s) for s in _flatten(step))
-    return False
+    return _compile_steps(_flatten(tail))
 
 
 def _compile_steps(steps: list[Any]) -> Scorer | None:
@@ -87,7 +64,7 @@ def _compile_steps(steps: list[Any]) -> Scorer | None:
 
 def _compile_model(model: Any) -> Scorer | None:
     if isinstance(model, Pipeline):
-        return _compile_steps(_flatten(model))
+        return compile_tail(model)
     if isinstance(model, LogisticRegression | LogisticRegressionCV):
         return _logistic(model)
     if isinstance(model, HistGradientBoostingClassifier):
@@ -115,7 +92,8 @@ def _gradient_boosting(model: HistGradientBoostingClassifier) -> Scorer | None:
 
     sklearn calls each of the (hundreds of) trees in turn, which costs ~1 ms for
     one row; here all trees advance together, so a row costs ~depth numpy steps.
-    Numeric splits only (the encoder produces no categorical features).
+    Numeric splits only (the encoder produces no categorical features). Large
+    batches go to sklearn's own compiled (OpenMP) code, which is faster there.
     """
     if len(model.classes_) != 2 or model.n_trees_per_iteration_ != 1:
         return None
@@ -137,6 +115,9 @@ def _gradient_boosting(model: HistGradientBoostingClassifier) -> Scorer | None:
     baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
 
     def score(matrix: np.ndarray) -> np.ndarray:
+        if matrix.shape[0] > TREE_MAX_ROWS:
+            with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+                return np.asarray(model.predict_proba(matrix)[:, 1], dtype=np.float64)
         node = np.broadcast_to(roots, (matrix.shape[0], len(roots))).copy()
         rows = np.arange(matrix.shape[0])[:, None]
         for _ in range(depth):

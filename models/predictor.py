@@ -64,7 +64,7 @@ class Predictor:
         matrix = self._encoder.encode_records(records)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             expected = self._rest.predict_proba(matrix)[:, 1]
-        if not np.allclose(self._fast.score(matrix), expected, rtol=0.0, atol=tolerance):
+        if not np.allclose(self._fast(matrix), expected, rtol=0.0, atol=tolerance):
             log.warning("compiled scorer disagrees with sklearn for %s; using sklearn", self.version)
             self._fast = None
             self.fast_path = False
@@ -103,9 +103,8 @@ class Predictor:
         return self.predict_matrix(self._encoder.transform(frame))
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        fast = self._fast
-        if fast is not None and (fast.max_rows is None or len(matrix) <= fast.max_rows):
-            return fast.score(matrix)
+        if self._fast is not None:
+            return self._fast(matrix)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             proba = self._rest.predict_proba(matrix)
         return np.asarray(proba[:, 1], dtype=np.float64)

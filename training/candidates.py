@@ -88,8 +88,8 @@ def _spline_logistic_model(seed: int) -> Pipeline:
 
 def _gradient_boosting_model(seed: int) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(
-        learning_rate=0.04,
-        max_iter=250,
+        learning_rate=0.1,
+        max_iter=100,
         max_leaf_nodes=8,
         min_samples_leaf=40,
         l2_regularization=2.0,

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from models.encoding import FeatureEncoder, feature_names
+from models.fastpath import TREE_MAX_ROWS
 from models.predictor import Predictor
 from schemas import CustomerEvent
 from training import candidates
@@ -79,16 +80,16 @@ def test_supported_models_are_compiled_and_forests_fall_back(predictor: Predicto
 def test_compiled_scorer_matches_sklearn_on_every_row(
     predictor: Predictor, random_customers: pd.DataFrame
 ) -> None:
-    """The compiled scorer itself, on all rows (predict_matrix may hand large batches to sklearn)."""
+    """The compiled scorer, on single rows and on batches on both sides of the tree cut-over."""
     compiled = predictor._fast
     if compiled is None:  # random forests run through sklearn by design
         assert predictor.version == "test-random_forest"
         return
     matrix = FeatureEncoder().transform(random_customers)
     expected = predictor.pipeline.predict_proba(random_customers)[:, 1]
-    np.testing.assert_allclose(compiled.score(matrix), expected, rtol=0, atol=TOLERANCE)
-    small = matrix[:7]
-    np.testing.assert_allclose(predictor.predict_matrix(small), expected[:7], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(compiled(matrix), expected, rtol=0, atol=TOLERANCE)
+    for size in (1, 7, TREE_MAX_ROWS, TREE_MAX_ROWS + 1):
+        np.testing.assert_allclose(compiled(matrix[:size]), expected[:size], rtol=0, atol=TOLERANCE)
 
 
 def test_fast_path_check_keeps_agreeing_compiled_scorers(
