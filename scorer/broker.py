@@ -88,9 +88,12 @@ class EmbeddedBroker:
         *,
         log_path: Path | None = None,
         binary: str | None = None,
+        advertised: str | None = None,
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
+        # ``host:port`` clients are told to connect to, e.g. a TLS proxy in front (docs/security.md).
+        self.advertised = advertised
         self.log_path = log_path
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
@@ -115,7 +118,8 @@ class EmbeddedBroker:
             raise BrokerError(f"something already listens on {self.bootstrap}")
         binary = self._binary or _resolve_binary()
         url = f"tcp://{self.bootstrap}"
-        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://{self.advertised or self.bootstrap}"
+        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         if self.log_path is not None:
             self._log_file = self.log_path.open("ab")
         out = self._log_file if self._log_file is not None else subprocess.DEVNULL
