@@ -107,7 +107,7 @@ def create_app(
         rate_limit=RateLimit(settings.api_rate_limit, settings.api_rate_limit_by)
         if settings.api_rate_limit
         else None,
-        timeout_s=settings.api_request_timeout_s,
+        timeout_s=settings.api_request_timeout_s or None,
     )
     if settings.api_cors_origins:
         # Added last, so it is outermost: preflight requests are answered before the key check.

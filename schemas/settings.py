@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     api_rate_limit: str | None = None
     # Who a limit applies to: the client address, or the X-API-Key value (address when absent).
     api_rate_limit_by: Literal["address", "key"] = "address"
-    # A request still running after this many seconds is answered 504 (None: no limit).
-    api_request_timeout_s: float | None = Field(default=30.0, gt=0)
+    # A request still running after this many seconds is answered 504 (0 disables the timeout).
+    api_request_timeout_s: float = Field(default=30.0, ge=0)
 
     # --- producer --------------------------------------------------------------
     producer_rate: float = Field(default=50.0, gt=0)

@@ -102,7 +102,7 @@ def test_a_request_over_the_timeout_is_504(store: Store) -> None:
 
 
 def test_timeout_can_be_disabled(store: Store) -> None:
-    app = create_app(Settings(model_store=store.path, api_request_timeout_s=None), poll=False)
+    app = create_app(Settings(model_store=store.path, api_request_timeout_s=0), poll=False)
 
     async def slowish() -> dict[str, str]:
         await asyncio.sleep(0.3)
