@@ -84,10 +84,13 @@ class ServiceMiddleware:
             elif self.timeout_s is None:
                 await self.app(scope, receive, send_and_record)
             else:
+                deadline = asyncio.timeout(self.timeout_s)
                 try:
-                    async with asyncio.timeout(self.timeout_s):
+                    async with deadline:
                         await self.app(scope, receive, send_and_record)
                 except TimeoutError:
+                    if not deadline.expired():
+                        raise  # a TimeoutError of the route itself, not ours
                     log.warning("request_timeout path=%s after_s=%s", path, self.timeout_s)
                     if started_response:
                         raise  # half a response is out; the server closes the connection
