@@ -7,6 +7,10 @@ need=()
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   need+=(prometheus)
 fi
+# stunnel terminates TLS in front of the embedded broker in tests/integration/test_kafka_tls.py.
+if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
+  need+=(stunnel4)
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

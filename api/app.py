@@ -22,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
+from api.rate_limit import RateLimit
 from api.routes import build_router
 from api.state import ServiceState
 from models.live import LiveModel
@@ -103,6 +104,10 @@ def create_app(
         json_paths=JSON_ROUTES,
         max_body_bytes=settings.api_max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        rate_limit=RateLimit(settings.api_rate_limit, settings.api_rate_limit_by)
+        if settings.api_rate_limit
+        else None,
+        timeout_s=settings.api_request_timeout_s or None,
     )
     if settings.api_cors_origins:
         # Added last, so it is outermost: preflight requests are answered before the key check.

@@ -152,6 +152,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Body larger than the configured limit.",
         415: "Body is not application/json.",
         422: "Invalid input: each error names the field and the reason.",
+        429: "Rate limit exceeded (when configured); Retry-After says when to retry.",
         503: "No verified model is loaded yet.",
+        504: "The request took longer than the configured request timeout.",
     }
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}

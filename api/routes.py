@@ -66,7 +66,7 @@ def build_router(state: ServiceState) -> APIRouter:
         "/predict",
         response_model=ChurnPrediction,
         summary="Score one customer",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
         tags=["scoring"],
     )
     async def predict(customer: PredictRequest) -> Response:
@@ -80,7 +80,7 @@ def build_router(state: ServiceState) -> APIRouter:
         "/predict/batch",
         response_model=BatchPredictions,
         summary=f"Score up to {max_batch} customers",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
         tags=["scoring"],
     )
     async def predict_batch(
@@ -132,7 +132,7 @@ def build_router(state: ServiceState) -> APIRouter:
         "/model",
         response_model=ModelSummary,
         summary="The model in use",
-        responses=error_responses(401, 403, 503),
+        responses=error_responses(401, 403, 429, 503, 504),
         tags=["model"],
     )
     async def model() -> Response:
@@ -159,7 +159,7 @@ def build_router(state: ServiceState) -> APIRouter:
         "/admin/reload",
         response_model=Reload,
         summary="Load the promoted model now",
-        responses=error_responses(401, 403, 409),
+        responses=error_responses(401, 403, 409, 429, 504),
         tags=["model"],
     )
     async def reload() -> Response:

@@ -45,7 +45,7 @@ def command(
     settings = ctx.obj.with_overrides(model_store=store)
     work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
     broker = None
-    if not kafka_ready(settings.kafka_bootstrap_servers, timeout=2.0):
+    if not kafka_ready(settings.kafka_bootstrap_servers, timeout=2.0, settings=settings):
         broker = EmbeddedBroker(log_path=work / "broker.log").start()
         settings = settings.with_overrides(kafka_bootstrap_servers=broker.bootstrap)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -68,12 +68,32 @@ class Settings(BaseSettings):
     # One INFO line per request costs 10-20 % of a worker's throughput; request counts by
     # route and status are in /metrics anyway.
     api_access_log: bool = False
+    # Requests per client and window, e.g. "100/second" or "5000/minute" (the ``limits`` syntax);
+    # None (the default) disables the limiter. Counted per worker process; see docs/api.md.
+    api_rate_limit: str | None = None
+    # Who a limit applies to: the client address, or the X-API-Key value (address when absent).
+    api_rate_limit_by: Literal["address", "key"] = "address"
+    # A request still running after this many seconds is answered 504 (0 disables the timeout).
+    api_request_timeout_s: float = Field(default=30.0, ge=0)
 
     # --- producer --------------------------------------------------------------
     producer_rate: float = Field(default=50.0, gt=0)
 
     # --- logging ---------------------------------------------------------------
     log_level: str = "INFO"
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit like '100/second': {value!r}") from exc
+        return value
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""

@@ -26,7 +26,7 @@ from monitoring.metrics import ScorerMetrics
 from schemas.settings import Settings
 from scorer.batch import RawRecord
 from scorer.faust_transport import install_fetch_wait
-from scorer.kafka_config import faust_broker_url
+from scorer.kafka_config import faust_broker_url, faust_credentials
 from scorer.model_provider import ModelProvider
 from scorer.runtime import BatchHandler
 from scorer.sink import DeliverySink
@@ -48,33 +48,6 @@ class ScorerApp:
         import faust
 
         return faust.Worker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """aiokafka credentials for SSL / SASL settings; None for PLAINTEXT."""
-    import faust
-
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        context = create_ssl_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
-            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
-            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(context)
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=password,
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-        ssl_context=context,
-    )
 
 
 def to_raw(events: Sequence[Any]) -> list[RawRecord]:

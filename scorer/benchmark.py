@@ -99,11 +99,12 @@ def _faust_app(settings: Settings) -> Any:
     import faust
 
     from scorer.faust_transport import install_fetch_wait
-    from scorer.kafka_config import faust_broker_url
+    from scorer.kafka_config import faust_broker_url, faust_credentials
 
     app = faust.App(
         settings.scorer_app_id,
         broker=faust_broker_url(settings),
+        broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
         consumer_auto_offset_reset="earliest",

@@ -17,7 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +52,25 @@ def split_bootstrap(bootstrap: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
-    """Whether a Kafka broker at ``bootstrap`` answers a metadata request."""
+def readiness_config(bootstrap: str, timeout: float, settings: Settings | None = None) -> dict[str, Any]:
+    """The AdminClient config of :func:`kafka_ready`: the security settings of ``settings``, if given."""
+    from scorer.kafka_config import confluent_common
+
+    config: dict[str, Any] = confluent_common(settings) if settings is not None else {}
+    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
+    config.update({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
+    return config
+
+
+def kafka_ready(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
+    """Whether a Kafka broker at ``bootstrap`` answers a metadata request.
+
+    Pass ``settings`` to probe with its security options (TLS / SASL listeners).
+    """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0}
-    )
+    admin = AdminClient(readiness_config(bootstrap, timeout, settings))
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -75,9 +88,12 @@ class EmbeddedBroker:
         *,
         log_path: Path | None = None,
         binary: str | None = None,
+        advertised: str | None = None,
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)
+        # ``host:port`` clients are told to connect to, e.g. a TLS proxy in front (docs/security.md).
+        self.advertised = advertised
         self.log_path = log_path
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
@@ -102,7 +118,8 @@ class EmbeddedBroker:
             raise BrokerError(f"something already listens on {self.bootstrap}")
         binary = self._binary or _resolve_binary()
         url = f"tcp://{self.bootstrap}"
-        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
+        advertised = f"tcp://{self.advertised or self.bootstrap}"
+        command = [binary, "broker", "--listener-url", url, "--advertised-listener-url", advertised]
         if self.log_path is not None:
             self._log_file = self.log_path.open("ab")
         out = self._log_file if self._log_file is not None else subprocess.DEVNULL
