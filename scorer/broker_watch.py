@@ -8,6 +8,10 @@ and sets ``churn_broker_up`` to 0, then retries with exponential backoff
 (``initial_s`` doubling up to ``max_s``). When the broker answers again it
 recreates missing topics (a memory-only broker comes back empty), logs the
 recovery with the outage length, and sets the gauge back to 1.
+
+aiokafka logs each failed reconnect, fetch and coordinator request at ERROR
+(about twenty lines a second during an outage); :class:`ReconnectLogThrottle`
+lets each kind through once per ``every_s`` seconds and says how many it held back.
 """
 
 from __future__ import annotations
@@ -22,6 +26,41 @@ from prometheus_client import Gauge
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class ReconnectLogThrottle(logging.Filter):
+    """Pass each aiokafka warning/error message template once per ``every_s``; drop the repeats.
+
+    Keyed by the unformatted message (``"Failed fetch messages from %s: %s"``),
+    so different problems still show; the next line that passes says how many
+    of its kind were held back.
+    """
+
+    def __init__(self, every_s: float = 10.0) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self.suppressed: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = str(record.msg)
+        now = time.monotonic()
+        if now - self._last.get(key, float("-inf")) < self.every_s:
+            self.suppressed[key] = self.suppressed.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        held = self.suppressed.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar lines suppressed)"
+        return True
+
+
+def _aiokafka_loggers() -> list[logging.Logger]:
+    """aiokafka logs on ``aiokafka`` and per-module children; a logger filter sees only its own."""
+    names = [n for n in logging.Logger.manager.loggerDict if n == "aiokafka" or n.startswith("aiokafka.")]
+    return [logging.getLogger(n) for n in {"aiokafka", *names}]
 
 
 class BrokerWatch:
@@ -45,15 +84,20 @@ class BrokerWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="broker-watch", daemon=True)
         self._admin: Any = None
+        self._throttle = ReconnectLogThrottle()
         gauge.set(1)
 
     def start(self) -> BrokerWatch:
+        for logger in _aiokafka_loggers():
+            logger.addFilter(self._throttle)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        for logger in _aiokafka_loggers():
+            logger.removeFilter(self._throttle)
 
     def probe(self) -> bool:
         """One metadata request; True when the broker answered."""
