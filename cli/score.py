@@ -34,6 +34,7 @@ def command(
     from models.registry import ModelRegistry, RegistryError
     from monitoring.metrics import ScorerMetrics
     from scorer.app import create_app
+    from scorer.broker_watch import BrokerWatch
     from scorer.metrics_server import serve_metrics
     from scorer.model_provider import ModelProvider
     from scorer.topics import ensure_topics
@@ -78,9 +79,11 @@ def command(
     # Everything loaded so far lives for the whole run: keep it out of the cyclic GC's way.
     gc.freeze()
     worker = scorer.worker(loglevel=settings.log_level)
+    watch = BrokerWatch(settings, metrics.broker_up).start()  # readiness during broker outages
     try:
         worker.execute_from_commandline()  # returns via SystemExit(0) after a clean stop
     finally:
+        watch.stop()
         scorer.handler.sink.close()
         if server is not None:
             server.shutdown()

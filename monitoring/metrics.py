@@ -55,6 +55,7 @@ class ScorerMetrics:
     model_info: Gauge
     drift_psi: Gauge
     model_reload_failures: Counter
+    broker_up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -104,6 +105,11 @@ class ScorerMetrics:
             model_reload_failures=Counter(
                 "churn_model_reload_failures",
                 "Model versions refused on reload (bad sha256, unreadable artifact).",
+                registry=reg,
+            ),
+            broker_up=Gauge(
+                "churn_broker_up",
+                "1 while the scorer's broker probe succeeds (ready), 0 during an outage.",
                 registry=reg,
             ),
         )

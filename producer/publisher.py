@@ -65,7 +65,9 @@ class Publisher:
         self.topic = topic or settings.events_topic
         self.stats = PublishStats()
         self._lock = threading.Lock()
-        options = {"client.id": "churn-producer", "message.timeout.ms": 30_000, **config}
+        # Keep retrying a record for up to 2 minutes: a broker outage shorter than that delays
+        # events but loses none (librdkafka buffers and retries with backoff).
+        options = {"client.id": "churn-producer", "message.timeout.ms": 120_000, **config}
         self._producer = Producer(confluent_producer(settings, **options))
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:

@@ -148,6 +148,10 @@ def _validate(record: RawRecord, max_bytes: int) -> CustomerEvent:
     value = record.value
     if not value or value.isspace():
         raise _RejectedError(errors.EMPTY_VALUE, "record value is empty")
+    if record.key is None:
+        # Producers key events by customer_id so that one customer's events stay in order on
+        # one partition; an unkeyed event may overtake or trail that customer's others.
+        raise _RejectedError(errors.MISSING_KEY, "record has no key; key events by customer_id")
     if len(value) > max_bytes:
         raise _RejectedError(errors.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}")
     try:

@@ -17,6 +17,7 @@ from schemas.features import TELCO_ALIASES
 
 # --- raw bytes and JSON --------------------------------------------------------------
 EMPTY_VALUE: Final = "empty_value"  # no value (tombstone), zero bytes or only whitespace
+MISSING_KEY: Final = "missing_key"  # no record key: events are keyed by customer_id (per-customer order)
 OVERSIZE: Final = "oversize"  # larger than max_event_bytes
 NOT_UTF8: Final = "not_utf8"  # bytes that are not UTF-8 text
 INVALID_JSON: Final = "invalid_json"  # UTF-8 text that is not one JSON document
@@ -40,6 +41,7 @@ SCORING_FAILED: Final = "scoring_failed"  # the model raised on a valid batch
 
 ALL_TYPES: Final = (
     EMPTY_VALUE,
+    MISSING_KEY,
     OVERSIZE,
     NOT_UTF8,
     INVALID_JSON,
@@ -74,6 +76,7 @@ _PYDANTIC_TYPES: Final[dict[str, str]] = {
     "model_attributes_type": WRONG_TYPE,
     "string_unicode": WRONG_TYPE,
     "int_from_float": NOT_INTEGER,
+    "int_parsing_size": OUT_OF_RANGE,  # an integer too large to hold (e.g. 1e40 days of tenure)
     "greater_than": OUT_OF_RANGE,
     "greater_than_equal": OUT_OF_RANGE,
     "less_than": OUT_OF_RANGE,

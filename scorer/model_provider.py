@@ -1,9 +1,23 @@
-"""The predictor in use, and hot reload when another version is promoted."""
+"""The predictor the stream scorer uses, and hot reload when another version is promoted.
+
+The scorer uses the API's mechanism, :class:`models.live.LiveModel`: the
+registry verifies the artifact's sha256, the compiled fast path is checked
+against sklearn on probe records, and only then is the reference swapped.
+The worker calls :meth:`ModelProvider.refresh` on a timer
+(``settings.model_poll_interval_s``) and each batch takes
+:attr:`ModelProvider.current` once, so a swap lands between batches and every
+prediction carries the version that scored it. A refused version (tampered,
+truncated, unloadable) is logged once, counted in
+``churn_model_reload_failures_total`` and the old model keeps scoring.
+``churn models rollback`` moves the ``CURRENT`` pointer, which the next poll
+follows like any promotion.
+"""
 
 from __future__ import annotations
 
 import logging
 
+from models.live import LiveModel, ReloadResult
 from models.predictor import Predictor
 from models.registry import ModelRegistry, RegistryError
 from monitoring.metrics import ScorerMetrics, set_model_info
@@ -12,43 +26,45 @@ log = logging.getLogger(__name__)
 
 
 class ModelProvider:
-    """Holds the current :class:`Predictor`; :meth:`refresh` follows the store's promoted version.
+    """Holds the current :class:`Predictor`; :meth:`refresh` follows the store's promoted version."""
 
-    A version that fails to load (bad sha256, unreadable artifact) is refused:
-    the previous predictor stays in use and ``churn_model_reload_failures`` counts it.
-    """
-
-    def __init__(self, predictor: Predictor, metrics: ScorerMetrics, registry: ModelRegistry | None = None):
-        self.registry = registry
+    def __init__(self, live: LiveModel, metrics: ScorerMetrics) -> None:
+        if live.predictor is None:
+            raise RegistryError(f"no usable model in {live.registry.root}")
+        self.live = live
         self.metrics = metrics
-        self._predictor = predictor
-        self._refused: str | None = None
-        set_model_info(metrics.model_info, predictor.version, predictor.info.selected_model)
+        self._publish(live.predictor)
 
     @classmethod
     def from_store(cls, registry: ModelRegistry, metrics: ScorerMetrics) -> ModelProvider:
-        return cls(Predictor.from_registry(registry), metrics, registry)
+        """Load the promoted version (verified); raises :class:`RegistryError` if none is usable."""
+        live = LiveModel(registry)
+        result = live.refresh()
+        if live.predictor is None:
+            raise RegistryError(result.error or f"no promoted model in {registry.root}")
+        return cls(live, metrics)
 
     @property
     def current(self) -> Predictor:
-        return self._predictor
+        predictor = self.live.predictor
+        assert predictor is not None  # checked in __init__; LiveModel never drops a loaded model
+        return predictor
 
     def refresh(self) -> bool:
-        """Load the promoted version if it changed; True when the predictor was replaced."""
-        if self.registry is None:
-            return False
-        promoted = self.registry.current()
-        if promoted is None or promoted == self._predictor.version or promoted == self._refused:
-            return False
-        try:
-            predictor = Predictor.from_registry(self.registry, promoted)
-        except RegistryError as exc:
-            self._refused = promoted
+        """Follow the ``CURRENT`` pointer; True when a new version now scores.
+
+        ``LiveModel`` remembers a refused version, so a broken promotion is
+        logged and counted once, not on every poll.
+        """
+        result: ReloadResult = self.live.refresh()
+        if result.status == "refused":
             self.metrics.model_reload_failures.inc()
-            log.error("refused model version %s: %s", promoted, exc)
             return False
-        previous, self._predictor = self._predictor, predictor
-        self._refused = None
+        if result.status == "loaded":
+            self._publish(self.current)
+            log.info("scorer now uses model %s (was %s)", result.serving, result.previous)
+            return True
+        return False
+
+    def _publish(self, predictor: Predictor) -> None:
         set_model_info(self.metrics.model_info, predictor.version, predictor.info.selected_model)
-        log.info("model reloaded from=%s to=%s", previous.version, predictor.version)
-        return True

@@ -32,7 +32,13 @@ def _with(base: dict[str, Any], **changes: Any) -> bytes:
 _DROP = object()
 
 
+#: Just under librdkafka's default ``message.max.bytes`` (1,000,000) so that the
+#: producer, the broker and the dead-letter re-publish all accept it.
+ONE_MB = 990_000
+
+
 def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
+    """Every kind of bad input the issue lists (and a few more), one or more records each."""
     base = synthetic_events(1, seed=99)[0]
     good = orjson.dumps(base)
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
@@ -40,7 +46,9 @@ def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
         Bad("tombstone", None, "empty_value"),
         Bad("zero_bytes", b"", "empty_value"),
         Bad("whitespace", b"  \n ", "empty_value"),
+        Bad("null_key", good, "missing_key", key=None),
         Bad("oversize", good[:-1] + b', "padding": "' + b"x" * max_event_bytes + b'"}', "oversize"),
+        Bad("one_megabyte", good[:-1] + b', "padding": "' + b"x" * (ONE_MB - len(good)) + b'"}', "oversize"),
         Bad("latin1", good.replace(b'"Female"', b'"F\xe9male"').replace(b'"Male"', b'"M\xe9le"'), "not_utf8"),
         Bad("truncated_json", good[: len(good) // 2], "invalid_json"),
         Bad("plain_text", b"hello, world", "invalid_json"),
@@ -55,7 +63,13 @@ def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
         Bad("fractional_tenure", _with(base, tenure=3.5), "not_integer"),
         Bad("negative_tenure", _with(base, tenure=-1), "out_of_range"),
         Bad("huge_charges", _with(base, monthly_charges=1e9), "out_of_range"),
+        Bad("huge_tenure", _with(base, tenure=_DROP)[:-1] + b',"tenure":' + b"9" * 40 + b"}", "out_of_range"),
         Bad("nan_charges", good.replace(b'"monthly_charges":', b'"monthly_charges":NaN,"x":'), "not_finite"),
+        Bad(
+            "infinity_charges",
+            good.replace(b'"monthly_charges":', b'"monthly_charges":Infinity,"x":'),
+            "not_finite",
+        ),
         Bad(
             "overflow_charges",
             _with(base, monthly_charges=_DROP)[:-1] + b',"monthly_charges":1e999}',

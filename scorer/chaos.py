@@ -1,0 +1,247 @@
+"""Chaos runs: produce at a steady rate while ``churn score`` workers are SIGKILLed, then audit.
+
+Used by the crash-safety tests (short runs) and ``churn bench chaos`` (long
+runs). A run produces ``events`` synthetic events at ``rate`` per second to a
+fresh events topic, starts ``workers`` real ``churn score`` subprocesses in one
+consumer group, kills a worker with SIGKILL ``kills`` times at evenly spaced
+moments (each time after it has consumed something since it started, so every
+kill lands mid-stream), restarts it unless ``restart`` is off, and finally reads
+the predictions and dead-letter topics. The audit says which valid event_ids
+have no prediction (must be none), how many predictions are duplicates
+(at-least-once delivery re-scores what was consumed but not committed before
+a crash) and how many records went to the DLQ (must be none: every event is valid).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from schemas.settings import Settings
+from scorer.broker import free_port
+from scorer.kafka_config import confluent_consumer, confluent_producer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChaosReport:
+    events: int
+    rate: float
+    kills: int
+    workers: int
+    produced: int = 0
+    predictions: int = 0
+    unique_scored: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    seconds: float = 0.0
+    drain_seconds: float = 0.0
+    kill_times: list[float] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.missing == 0 and self.dead_letters == 0 and self.produced == self.events
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+class Worker:
+    """One ``churn score`` subprocess configured through CHURN_* variables."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.web_port = free_port()
+        env = {**env, "CHURN_SCORER_WEB_PORT": str(self.web_port)}
+        self.log_path = log_path
+        churn = str(Path(sys.executable).with_name("churn"))
+        with log_path.open("ab") as out:
+            self.process = subprocess.Popen([churn, "score"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def consumed(self) -> float:
+        """``churn_events_consumed_total`` now (0 while /metrics is not up yet)."""
+        try:
+            url = f"http://127.0.0.1:{self.web_port}/metrics"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        return sum(
+            float(line.rpartition(" ")[2])
+            for line in text.splitlines()
+            if line.startswith("churn_events_consumed_total{")
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+
+def _produce_steadily(
+    settings: Settings, events: list[dict[str, Any]], rate: float, report: ChaosReport
+) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(confluent_producer(settings, **{"client.id": "churn-chaos"}))
+    started = time.monotonic()
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    for i, event in enumerate(events):
+        due = started + i / rate
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        while True:
+            try:
+                producer.produce(
+                    settings.events_topic,
+                    key=event["customer_id"].encode(),
+                    value=orjson.dumps(event),
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(60)
+    report.produced = len(events) - remaining - len(failures)
+
+
+def _read_all(settings: Settings, topic: str, idle_s: float) -> list[bytes]:
+    """Every record of ``topic`` (assigned directly: no group join to wait for)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(confluent_consumer(settings, f"churn-chaos-audit-{uuid.uuid4().hex[:8]}"))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    values: list[bytes] = []
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < idle_s:
+            for message in consumer.consume(1000, timeout=0.5):
+                if message.error() is None:
+                    values.append(message.value() or b"")
+                    last = time.monotonic()
+    finally:
+        consumer.close()
+    return values
+
+
+def run_chaos(
+    settings: Settings,
+    workdir: Path,
+    *,
+    events: int = 20_000,
+    rate: float = 2000.0,
+    kills: int = 3,
+    workers: int = 1,
+    restart: bool = True,
+    drain_timeout_s: float = 180.0,
+    seed: int = 2024,
+) -> ChaosReport:
+    """One chaos run on fresh topics of ``settings``' broker; see the module docstring."""
+    from producer.events import synthetic_events
+    from scorer.topics import ensure_topics
+
+    run = uuid.uuid4().hex[:8]
+    settings = settings.with_overrides(
+        events_topic=f"chaos-events-{run}",
+        predictions_topic=f"chaos-predictions-{run}",
+        dlq_topic=f"chaos-dlq-{run}",
+        scorer_app_id=f"chaos-scorer-{run}",
+    )
+    ensure_topics(settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    env.update(
+        {
+            "CHURN_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "CHURN_MODEL_STORE": str(settings.model_store),
+            "CHURN_EVENTS_TOPIC": settings.events_topic,
+            "CHURN_PREDICTIONS_TOPIC": settings.predictions_topic,
+            "CHURN_DLQ_TOPIC": settings.dlq_topic,
+            "CHURN_SCORER_APP_ID": settings.scorer_app_id,
+            "CHURN_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        }
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = ChaosReport(events=events, rate=rate, kills=kills, workers=workers)
+    batch = synthetic_events(events, seed=seed)
+    started = time.monotonic()
+    spawned = 0
+
+    def spawn() -> Worker:
+        nonlocal spawned
+        spawned += 1
+        return Worker(env, workdir / f"worker-{spawned}.log")
+
+    pool = [spawn() for _ in range(workers)]
+    producer = threading.Thread(target=_produce_steadily, args=(settings, batch, rate, report), daemon=True)
+    producer.start()
+    duration = events / rate
+    try:
+        for k in range(kills):
+            target_time = started + duration * (k + 1) / (kills + 1)
+            victim = k % len(pool)
+            while time.monotonic() < target_time or pool[victim].consumed() == 0:
+                if not pool[victim].running():
+                    raise RuntimeError(f"worker exited on its own; see {pool[victim].log_path}")
+                time.sleep(0.05)
+            pool[victim].kill()
+            report.kill_times.append(round(time.monotonic() - started, 2))
+            log.info("chaos: SIGKILLed worker %d at %.1f s", victim, report.kill_times[-1])
+            if restart:
+                pool[victim] = spawn()
+            else:
+                pool.pop(victim)
+        producer.join()
+        drain_started = time.monotonic()
+        wanted = {e["event_id"] for e in batch}
+        seen: Counter[str] = Counter()
+        while time.monotonic() - drain_started < drain_timeout_s:
+            seen = Counter(
+                orjson.loads(v)["event_id"] for v in _read_all(settings, settings.predictions_topic, 2.0)
+            )
+            if wanted <= set(seen):
+                break
+        report.drain_seconds = time.monotonic() - drain_started
+        report.seconds = time.monotonic() - started
+        report.predictions = sum(seen.values())
+        report.unique_scored = len(set(seen) & wanted)
+        report.missing = len(wanted - set(seen))
+        report.duplicates = report.predictions - len(seen)
+        report.dead_letters = len(_read_all(settings, settings.dlq_topic, 1.0))
+    finally:
+        for worker in pool:
+            worker.stop()
+    return report
