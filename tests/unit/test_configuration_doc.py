@@ -1,0 +1,17 @@
+"""docs/configuration.md lists every setting, and nothing that is not one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from schemas.settings import Settings
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_every_setting_is_documented_and_every_documented_one_exists() -> None:
+    documented = set(re.findall(r"`(CHURN_[A-Z0-9_]+)`", DOC.read_text(encoding="utf-8")))
+    actual = {f"CHURN_{name.upper()}" for name in Settings.model_fields}
+    assert actual - documented == set(), "undocumented settings"
+    assert documented - actual == set(), "documented settings that do not exist"
