@@ -105,10 +105,9 @@ def _run_faust(settings: Any, provider: Any, metrics: Any) -> None:
 
 
 def _run_native(settings: Any, provider: Any, metrics: Any) -> None:
-    import gc
     import logging
 
-    from scorer.native import NativeScorer
+    from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
     from scorer.sink import DeliverySink
 
@@ -116,7 +115,7 @@ def _run_native(settings: Any, provider: Any, metrics: Any) -> None:
     sink = DeliverySink(settings, client_id="churn-scorer-native")
     scorer = NativeScorer(settings, BatchHandler(settings, provider, metrics, sink))
     scorer.install_signal_handlers()
-    gc.freeze()
+    tune_gc()
     try:
         scorer.run()
     finally:

