@@ -27,6 +27,7 @@ MODES = (
     ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
     ("native", "native scorer (`churn score --engine native`)"),
 )
+ALL_VARIANTS = "raw,floor,scorer,quix,native"
 #: Variants that write predictions, hence have an end-to-end latency.
 SCORERS = ("scorer", "quix", "native")
 
@@ -41,6 +42,7 @@ def command(
     seconds: float = typer.Option(10.0, "--latency-seconds", help="Length of each latency run."),
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
+    variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
 ) -> None:
     """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
     import platform
@@ -63,7 +65,11 @@ def command(
         )
         from scorer.quix_peer import MISSING, quix_available
 
-        modes = [mode for mode, _ in MODES]
+        wanted = {v.strip() for v in variants.split(",") if v.strip()}
+        unknown = wanted - {mode for mode, _ in MODES}
+        if unknown:
+            fail(f"unknown variants {sorted(unknown)}; choose from {[mode for mode, _ in MODES]}")
+        modes = [mode for mode, _ in MODES if mode in wanted]
         if not quix_available():
             console.print(f"[bold red]{MISSING}[/]; the Quix Streams row is left out of this run")
             modes.remove("quix")
@@ -301,7 +307,10 @@ def _report(
     ]
     for mode, label in MODES:
         if mode not in median:
-            lines.append(f"| {label} | not measured (quixstreams not installed) | | |" + " |" * len(rates))
+            if mode == "quix":
+                lines.append(
+                    f"| {label} | not measured (quixstreams not installed) | | |" + " |" * len(rates)
+                )
             continue
         runs = ", ".join(f"{r['rate']:,.0f}" for r in results[mode])
         cells = []
