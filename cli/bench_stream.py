@@ -45,6 +45,7 @@ def command(
     variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
 ) -> None:
     """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
+    import os
     import platform
     import tempfile
 
@@ -52,6 +53,7 @@ def command(
     from scorer.broker import EmbeddedBroker, kafka_ready
 
     settings = ctx.obj.with_overrides(model_store=store)
+    load_at_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
     broker = None
     if not kafka_ready(settings.kafka_bootstrap_servers, timeout=2.0):
@@ -83,7 +85,8 @@ def command(
         if broker is not None:
             broker.stop()
     machine = (
-        f"{platform.processor() or platform.machine()}, {_cpus()} cores, Python {platform.python_version()}"
+        f"{_cpu_name() or platform.machine()}, {_cpus()} cores, Python {platform.python_version()}, "
+        f"load average {load_at_start:.1f} when the run started (other processes share the machine)"
     )
     broker_note = "embedded Tansu (in-memory)" if broker is not None else settings.kafka_bootstrap_servers
     report = _report(results, latency, events, repeats, manifest, machine, broker_note, settings)
@@ -91,6 +94,16 @@ def command(
     if docs is not None:
         _write_docs(docs, report)
         console.print(f"wrote the stream section of {docs}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _cpus() -> int:
