@@ -84,7 +84,7 @@ def _provider(settings: Settings) -> Any:
 
 
 def run_raw(config: dict[str, Any], meter: _Meter) -> None:
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
     from scorer.kafka_config import confluent_consumer, confluent_producer
 
@@ -108,9 +108,13 @@ def run_raw(config: dict[str, Any], meter: _Meter) -> None:
         producer.flush()
         consumer.commit(asynchronous=True)
         meter.batch(len(messages))
-    consumer.commit(asynchronous=False)
-    consumer.close()
     meter.finish()
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:  # _NO_OFFSET: the last asynchronous commit already had them all
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            raise
+    consumer.close()
 
 
 def run_native(config: dict[str, Any], meter: _Meter) -> None:
