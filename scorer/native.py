@@ -44,6 +44,8 @@ from scorer.sink import Delivery
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeScorer.__init__).
+NATIVE_FETCH_WAIT_MS = 5
 
 
 class NativeScorer:
@@ -80,6 +82,9 @@ class NativeScorer:
                     # Offsets are stored and committed by this loop only.
                     "enable.auto.offset.store": False,
                     "partition.assignment.strategy": "range",
+                    # The broker holds an empty fetch this long; waiting for the first record is
+                    # what ``poll(max_wait)`` is for, so keep the fetch itself short (latency).
+                    "fetch.wait.max.ms": min(settings.kafka_fetch_max_wait_ms, NATIVE_FETCH_WAIT_MS),
                     "on_commit": self._on_commit,
                 },
             )
