@@ -1,10 +1,12 @@
-"""``churn bench stream``: scorer throughput against its baselines, end-to-end latency, RSS.
+"""``churn bench stream``: scorer throughput against its baselines and peers, e2e latency, RSS.
 
-Measured in one run on the same broker and preloaded topic:
-(a) a plain confluent-kafka consume -> score -> produce -> commit loop (the practical ceiling),
-(b) a Faust agent that only takes and acknowledges the same events (the framework floor),
-(c) the real Faust scorer; each as a fresh subprocess with a fresh consumer group, repeated,
-medians reported. Then the real ``churn score`` at a steady rate for latency and memory.
+Measured in one run on the same broker and preloaded topic, each variant as a
+fresh subprocess with a fresh consumer group, repeated, medians reported:
+raw confluent-kafka consume -> produce -> commit (the ceiling, no scoring), a
+Faust agent that only takes and acknowledges (the Faust floor), the Faust
+scorer, the Quix Streams peer (:mod:`scorer.quix_peer`, extra ``bench``) and
+the native engine. Then each scorer runs for real at steady rates (1,000 and
+10,000 events/s by default) for end-to-end latency.
 """
 
 from __future__ import annotations
@@ -19,23 +21,31 @@ import typer
 from cli.console import console, fail
 
 MODES = (
-    ("plain", "(a) plain confluent-kafka loop: consume, score, produce, commit"),
-    ("floor", "(b) Faust agent: take micro-batches + ack only (framework floor)"),
-    ("iterate", "(b') Faust agent: `async for` per event, nothing else"),
-    ("scorer", "(c) the Faust scorer (churn score's app)"),
+    ("raw", "raw ceiling: confluent-kafka consume, produce the same bytes, commit (no scoring)"),
+    ("floor", "Faust floor: agent takes micro-batches + acks only"),
+    ("scorer", "Faust scorer (`churn score --engine faust`)"),
+    ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
+    ("native", "native scorer (`churn score --engine native`)"),
 )
+ALL_VARIANTS = "raw,floor,scorer,quix,native"
+#: Variants that write predictions, hence have an end-to-end latency.
+SCORERS = ("scorer", "quix", "native")
 
 
 def command(
     ctx: typer.Context,
     events: int = typer.Option(50_000, "--events", "-n", help="Events preloaded and consumed per run."),
     repeats: int = typer.Option(3, "--repeats", help="Runs of each variant; the median is reported."),
-    rate: float = typer.Option(1000.0, "--latency-rate", help="Steady events/s for the latency run."),
-    seconds: float = typer.Option(20.0, "--latency-seconds", help="Length of the latency run."),
+    rates: str = typer.Option(
+        "1000,10000", "--latency-rates", help="Steady events/s of the latency runs, comma-separated."
+    ),
+    seconds: float = typer.Option(10.0, "--latency-seconds", help="Length of each latency run."),
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
+    variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
 ) -> None:
-    """Throughput of (a) plain loop, (b) Faust floor, (c) scorer; e2e latency p50/p99; scorer RSS."""
+    """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
+    import os
     import platform
     import tempfile
 
@@ -43,6 +53,7 @@ def command(
     from scorer.broker import EmbeddedBroker, kafka_ready
 
     settings = ctx.obj.with_overrides(model_store=store)
+    load_at_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
     broker = None
     if not kafka_ready(settings.kafka_bootstrap_servers, timeout=2.0, settings=settings):
@@ -54,13 +65,28 @@ def command(
         manifest = ModelRegistry(settings.model_store).manifest(
             ModelRegistry(settings.model_store).current() or ""
         )
-        results = _throughput(settings, work, events, repeats)
-        latency = _latency(settings, work, rate, seconds)
+        from scorer.quix_peer import MISSING, quix_available
+
+        wanted = {v.strip() for v in variants.split(",") if v.strip()}
+        unknown = wanted - {mode for mode, _ in MODES}
+        if unknown:
+            fail(f"unknown variants {sorted(unknown)}; choose from {[mode for mode, _ in MODES]}")
+        modes = [mode for mode, _ in MODES if mode in wanted]
+        if not quix_available():
+            console.print(f"[bold red]{MISSING}[/]; the Quix Streams row is left out of this run")
+            modes.remove("quix")
+        results = _throughput(settings, work, events, repeats, modes)
+        latency: dict[tuple[str, float], dict[str, float]] = {}
+        for rate in [float(r) for r in rates.split(",") if r.strip()]:
+            for mode in SCORERS:
+                if mode in modes:
+                    latency[(mode, rate)] = _latency(settings, work, rate, seconds, mode)
     finally:
         if broker is not None:
             broker.stop()
     machine = (
-        f"{platform.processor() or platform.machine()}, {_cpus()} cores, Python {platform.python_version()}"
+        f"{_cpu_name() or platform.machine()}, {_cpus()} cores, Python {platform.python_version()}, "
+        f"load average {load_at_start:.1f} when the run started (other processes share the machine)"
     )
     broker_note = "embedded Tansu (in-memory)" if broker is not None else settings.kafka_bootstrap_servers
     report = _report(results, latency, events, repeats, manifest, machine, broker_note, settings)
@@ -68,6 +94,16 @@ def command(
     if docs is not None:
         _write_docs(docs, report)
         console.print(f"wrote the stream section of {docs}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _cpus() -> int:
@@ -87,7 +123,9 @@ def _preload(settings: Any, topic: str, n: int) -> None:
         fail(f"preloading failed: {stats.failed} of {stats.sent} not delivered")
 
 
-def _throughput(settings: Any, work: Path, n: int, repeats: int) -> dict[str, list[dict[str, float]]]:
+def _throughput(
+    settings: Any, work: Path, n: int, repeats: int, modes: list[str]
+) -> dict[str, list[dict[str, float]]]:
     import subprocess
     import sys
     import uuid
@@ -98,9 +136,9 @@ def _throughput(settings: Any, work: Path, n: int, repeats: int) -> dict[str, li
     topic = f"bench-events-{run_id}"
     with console.status(f"preloading {n:,} events into {topic}..."):
         _preload(settings, topic, n)
-    results: dict[str, list[dict[str, float]]] = {mode: [] for mode, _ in MODES}
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for repeat in range(repeats):
-        for mode, _ in MODES:
+        for mode in modes:
             tag = f"{mode}-{repeat}-{run_id}"
             run_settings = settings.with_overrides(
                 events_topic=topic,
@@ -133,8 +171,8 @@ def _throughput(settings: Any, work: Path, n: int, repeats: int) -> dict[str, li
     return results
 
 
-def _latency(settings: Any, work: Path, rate: float, seconds: float) -> dict[str, float]:
-    """Run `churn score` for real, publish at a steady rate, time event_time -> prediction received."""
+def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) -> dict[str, float]:
+    """Run a scorer for real, publish at a steady rate, time event_time -> prediction written/received."""
     import os
     import signal
     import subprocess
@@ -175,15 +213,27 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float) -> dict[str
             "CHURN_SCORER_WEB_PORT": str(run.scorer_web_port),
         }
     )
-    log_file = (work / "latency-scorer.log").open("wb")
-    scorer = subprocess.Popen([churn_executable(), "score"], env=env, stdout=log_file, stderr=log_file)
+    if mode == "quix":
+        import sys
+
+        config_path = work / f"lat-{tag}-config.json"
+        config_path.write_text(
+            json.dumps({"count": 0, "result": "", "settings": json.loads(run.model_dump_json())})
+        )
+        command = [sys.executable, "-m", "scorer.benchmark", "quix-serve", str(config_path)]
+    else:
+        engine = "native" if mode == "native" else "faust"
+        command = [churn_executable(), "score", "--engine", engine]
+    log_path = work / f"latency-{mode}-{rate:.0f}.log"
+    log_file = log_path.open("wb")
+    scorer = subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file)
     latencies: list[tuple[float, float, float]] = []
     peak = 0.0
     try:
         deadline = time.monotonic() + 60
-        while not port_open("127.0.0.1", run.scorer_web_port):
+        while mode != "quix" and not port_open("127.0.0.1", run.scorer_web_port):
             if scorer.poll() is not None or time.monotonic() > deadline:
-                fail(f"the scorer did not start; see {work / 'latency-scorer.log'}")
+                fail(f"the scorer did not start; see {log_path}")
             time.sleep(0.2)
         consumer = Consumer(
             confluent_consumer(run, f"lat-reader-{tag}", **{"fetch.wait.max.ms": 5, "fetch.min.bytes": 1})
@@ -196,7 +246,7 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float) -> dict[str
         events = (stamp(row) for row in rows)  # event_time = the moment each is sent
         time.sleep(6)  # both group joins settle before the clock starts
         publisher = threading.Thread(target=publish, args=(events, run), kwargs={"rate": rate, "stop": stop})
-        with console.status(f"latency: {rate:,.0f} events/s for {seconds:.0f} s through churn score..."):
+        with console.status(f"latency: {rate:,.0f} events/s for {seconds:.0f} s through {mode}..."):
             started = time.time()
             publisher.start()
             until = time.monotonic() + seconds + 15
@@ -225,7 +275,7 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float) -> dict[str
     to_written = sorted(w for at, w, _ in latencies if at >= 2.0)  # first 2 s are warm-up
     to_received = sorted(r for at, _, r in latencies if at >= 2.0)
     if not to_written:
-        fail("no predictions arrived during the latency run")
+        fail(f"no predictions arrived during the {mode} latency run; see {log_path}")
 
     def pct(values: list[float], q: float) -> float:
         return 1000 * values[min(len(values) - 1, int(len(values) * q))]
@@ -247,7 +297,7 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float) -> dict[str
 
 def _report(
     results: dict[str, list[dict[str, float]]],
-    latency: dict[str, float],
+    latency: dict[tuple[str, float], dict[str, float]],
     n: int,
     repeats: int,
     manifest: dict[str, Any],
@@ -255,31 +305,60 @@ def _report(
     broker: str,
     settings: Any,
 ) -> str:
-    median = {mode: statistics.median(r["rate"] for r in runs) for mode, runs in results.items()}
+    median = {mode: statistics.median(r["rate"] for r in runs) for mode, runs in results.items() if runs}
+    rss = {mode: statistics.median(r["rss_mb"] for r in runs) for mode, runs in results.items() if runs}
+    rates = sorted({rate for _, rate in latency})
     lines = [
         f"Machine: {machine}. Broker: {broker}. Model: {manifest.get('selected_model')} "
         f"({manifest.get('version')}). {n:,} preloaded events per run, 4 partitions, "
         f"max_batch {settings.scorer_max_batch}, median of {repeats} runs.",
         "",
-        "| variant | events/s (median) | runs |",
-        "|---|---:|---|",
+        "| variant | events/s (median) | runs | RSS MiB | "
+        + " | ".join(f"e2e p50 / p99 ms @ {r:,.0f}/s" for r in rates)
+        + " |",
+        "|---|---:|---|---:|" + "---:|" * len(rates),
     ]
     for mode, label in MODES:
+        if mode not in median:
+            if mode == "quix":
+                lines.append(
+                    f"| {label} | not measured (quixstreams not installed) | | |" + " |" * len(rates)
+                )
+            continue
         runs = ", ".join(f"{r['rate']:,.0f}" for r in results[mode])
-        lines.append(f"| {label} | {median[mode]:,.0f} | {runs} |")
+        cells = []
+        for rate in rates:
+            lat = latency.get((mode, rate))
+            if lat is None:
+                cells.append("n/a" if mode not in SCORERS else "not measured")
+            else:
+                got = (
+                    ""
+                    if lat["count"] >= lat["expected"]
+                    else f" ({lat['count']:,.0f}/{lat['expected']:,.0f})"
+                )
+                cells.append(f"{lat['p50_ms']:.1f} / {lat['p99_ms']:.1f}{got}")
+        lines.append(
+            f"| {label} | {median[mode]:,.0f} | {runs} | {rss[mode]:.0f} | " + " | ".join(cells) + " |"
+        )
+
+    def ratio(a: str, b: str) -> str:
+        return f"{median[a] / median[b]:.2f}" if a in median and b in median else "n/a"
+
     lines += [
         "",
-        f"- c/a (scorer vs plain loop): **{median['scorer'] / median['plain']:.2f}**",
-        f"- c/b (scorer vs Faust take+ack floor): **{median['scorer'] / median['floor']:.2f}**",
-        f"- c/b' (scorer vs Faust per-event iteration): **{median['scorer'] / median['iterate']:.2f}**",
-        f"- end-to-end latency of `churn score` at a steady {latency['rate']:,.0f} events/s for "
-        f"{latency['seconds']:.0f} s, first 2 s dropped, "
-        f"{latency['count']:,.0f}/{latency['expected']:,.0f} predictions: "
-        f"event_time -> prediction written (its CreateTime) p50 **{latency['p50_ms']:.1f} ms**, "
-        f"p99 **{latency['p99_ms']:.1f} ms**, max {latency['max_ms']:.0f} ms; "
-        f"event_time -> received by a downstream consumer p50 {latency['recv_p50_ms']:.1f} ms, "
-        f"p99 {latency['recv_p99_ms']:.1f} ms",
-        f"- `churn score` RSS: {latency['rss_mb']:.0f} MiB at the end, {latency['rss_peak_mb']:.0f} MiB peak",
+        f"- native / Quix Streams scorer: **{ratio('native', 'quix')}** (quality bar >= 1.2)",
+        f"- native / Faust scorer: **{ratio('native', 'scorer')}** (quality bar >= 10)",
+        f"- Quix Streams / Faust scorer: {ratio('quix', 'scorer')}; "
+        f"Faust scorer / Faust floor: {ratio('scorer', 'floor')}; "
+        f"native / raw ceiling: {ratio('native', 'raw')}",
+        "- events/s: from the first batch to the last output acknowledged (group join not counted); "
+        "RSS at the end of the throughput run.",
+        "- e2e: a producer publishes at the steady rate for the run's length with event_time = send time; "
+        "latency = event_time -> the prediction's CreateTime (set by the scorer's producer), "
+        "first 2 s dropped; `(got/expected)` marks runs where not every prediction arrived in time "
+        "(the scorer could not keep up with that rate). The raw ceiling and the Faust floor write "
+        "no predictions (n/a).",
     ]
     return "\n".join(lines)
 
@@ -291,7 +370,8 @@ _END = "<!-- bench-stream:end -->"
 def _write_docs(path: Path, report: str) -> None:
     body = (
         f"{_BEGIN}\n## Stream scorer (`churn bench stream`)\n\n"
-        "Command: `churn bench stream --events 50000 --repeats 3 --write-docs docs/benchmarks.md`\n\n"
+        "Command: `churn bench stream --events 50000 --repeats 3 --write-docs docs/benchmarks.md` "
+        "(quixstreams from the `bench` extra: `pip install -e '.[bench]'`)\n\n"
         f"{report}\n{_END}"
     )
     text = path.read_text() if path.exists() else "# Benchmarks\n"

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Events whose event_time is further ahead of the scorer's clock go to the DLQ.
     max_event_time_skew_s: float = Field(default=300.0, ge=0)
     model_poll_interval_s: float = Field(default=5.0, gt=0)
+    # Scoring engine of `churn score`: "faust" (default) or "native" (confluent-kafka loop).
+    scorer_engine: Literal["faust", "native"] = "faust"
+    # Recent predictions in the churn_drift_psi window.
+    drift_window: int = Field(default=5000, ge=100)
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"

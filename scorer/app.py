@@ -27,6 +27,7 @@ from schemas.settings import Settings
 from scorer.batch import RawRecord
 from scorer.faust_transport import install_fetch_wait
 from scorer.kafka_config import faust_broker_url, faust_credentials
+from scorer.lag import LagReporter, faust_lags
 from scorer.model_provider import ModelProvider
 from scorer.runtime import BatchHandler
 from scorer.sink import DeliverySink
@@ -127,6 +128,16 @@ def create_app(
         await loop.run_in_executor(None, provider.refresh)
 
     app.timer(interval=settings.model_poll_interval_s)(follow_promoted_model)
+
+    lag = LagReporter(metrics.consumer_lag)
+
+    async def report_consumer_lag() -> None:
+        try:
+            lag.report(await faust_lags(app, settings.events_topic))
+        except Exception as exc:  # not assigned yet, consumer restarting: try again next tick
+            log.debug("consumer lag not available: %s", exc)
+
+    app.timer(interval=lag.interval_s)(report_consumer_lag)
 
     return ScorerApp(app=app, handler=handler, provider=provider, settings=settings)
 

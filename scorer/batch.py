@@ -3,7 +3,7 @@
 :func:`score_batch` decodes, validates and scores a batch and returns the
 records to write — predictions and dead letters — plus the figures the metrics
 need. It knows nothing of Faust or of any Kafka client: the Faust worker
-(:mod:`scorer.app`) and the plain confluent-kafka loop (:mod:`scorer.plain`)
+(:mod:`scorer.app`) and the native confluent-kafka engine (:mod:`scorer.native`)
 both wrap it, so both have the same semantics.
 
 Rules:

@@ -4,10 +4,14 @@
 events from the start of a topic with a fresh consumer group and writes
 ``{"events", "seconds", "rate", "rss_mb"}`` to the config's ``result`` path:
 
-- ``plain``: confluent-kafka consume -> batch core -> produce -> commit (:mod:`scorer.plain`);
+- ``raw``: confluent-kafka consume -> produce the same bytes -> commit (no scoring: the ceiling);
 - ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
 - ``iterate``: a Faust agent that iterates event by event (``async for``), doing nothing;
-- ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`).
+- ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`);
+- ``quix``: the Quix Streams peer (:mod:`scorer.quix_peer`);
+- ``native``: the native engine (:class:`scorer.native.NativeScorer`).
+
+``quix-serve`` runs the Quix peer until SIGTERM (for the latency runs).
 
 The clock starts when the first batch arrives (group join and fetch start-up
 are not measured) and stops when ``count`` events were handled — for the
@@ -79,8 +83,43 @@ def _provider(settings: Settings) -> Any:
     return ModelProvider.from_store(ModelRegistry(settings.model_store), metrics), metrics
 
 
-def run_plain(config: dict[str, Any], meter: _Meter) -> None:
-    from scorer.plain import run_plain as loop
+def run_raw(config: dict[str, Any], meter: _Meter) -> None:
+    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+    from scorer.kafka_config import confluent_consumer, confluent_producer
+
+    settings = _settings(config)
+    consumer = Consumer(confluent_consumer(settings, settings.scorer_app_id))
+    producer = Producer(confluent_producer(settings, **{"linger.ms": 1}))
+    consumer.subscribe([settings.events_topic])
+    out = settings.predictions_topic
+    while not meter.done():
+        messages = consumer.consume(settings.scorer_max_batch, timeout=settings.scorer_max_wait_s)
+        if not messages:
+            continue
+        meter.arrived()
+        for m in messages:
+            while True:
+                try:
+                    producer.produce(out, m.value(), m.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.flush()
+        consumer.commit(asynchronous=True)
+        meter.batch(len(messages))
+    meter.finish()
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:  # _NO_OFFSET: the last asynchronous commit already had them all
+        if exc.args[0].code() != KafkaError._NO_OFFSET:
+            raise
+    consumer.close()
+
+
+def run_native(config: dict[str, Any], meter: _Meter) -> None:
+
+    from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
     from scorer.sink import DeliverySink
 
@@ -91,8 +130,47 @@ def run_plain(config: dict[str, Any], meter: _Meter) -> None:
         meter.batch(result.consumed)
 
     handler = BatchHandler(settings, provider, metrics, DeliverySink(settings), on_batch=on_batch)
-    loop(settings, handler, group_id=settings.scorer_app_id, max_events=meter.count)
+    original = handler.score
+
+    def timed_score(records: Any) -> Any:
+        meter.arrived()
+        return original(records)
+
+    handler.score = timed_score  # type: ignore[method-assign]
+    scorer = NativeScorer(settings, handler)
+    tune_gc()
+    scorer.run(max_events=meter.count)
     meter.finish()
+
+
+def run_quix(config: dict[str, Any], meter: _Meter) -> None:
+    import gc
+
+    from scorer.quix_peer import build_quix_app
+
+    settings = _settings(config)
+    provider, _metrics = _provider(settings)
+    app: Any = None
+
+    def on_scored() -> None:
+        meter.arrived()
+        meter.handled += 1
+        if meter.handled == meter.count:
+            app.stop()  # Quix flushes the producer and commits before run() returns
+
+    app = build_quix_app(settings, provider.current, on_scored)
+    gc.freeze()
+    app.run()
+    meter.finish()
+
+
+def serve_quix(config: dict[str, Any], _meter: _Meter) -> None:
+    """The Quix peer until SIGTERM/SIGINT (Quix installs its own handlers and stops cleanly)."""
+    from scorer.quix_peer import build_quix_app
+
+    settings = _settings(config)
+    provider, _metrics = _provider(settings)
+    build_quix_app(settings, provider.current).run()
 
 
 def _faust_app(settings: Settings) -> Any:
@@ -186,7 +264,15 @@ def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
     _run_worker(scorer.app)
 
 
-RUNNERS = {"plain": run_plain, "floor": run_floor, "iterate": run_iterate, "scorer": run_scorer}
+RUNNERS = {
+    "raw": run_raw,
+    "floor": run_floor,
+    "iterate": run_iterate,
+    "scorer": run_scorer,
+    "quix": run_quix,
+    "native": run_native,
+    "quix-serve": serve_quix,
+}
 
 
 def main(argv: list[str]) -> None:

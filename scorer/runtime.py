@@ -1,8 +1,9 @@
 """What every scorer runtime does with a batch: score it, deliver the output, record metrics.
 
-The Faust worker and the plain confluent-kafka loop both call
-:class:`BatchHandler`; only how records are consumed and how offsets are
-committed differs between them.
+The Faust worker (:mod:`scorer.app`) and the native engine (:mod:`scorer.native`)
+both call :class:`BatchHandler`; only how records are consumed and how offsets
+are committed differs between them. The handler also keeps ``churn_drift_psi``
+(:class:`scorer.drift.DriftMonitor`) current from the probabilities it scores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from monitoring.metrics import ScorerMetrics
 from schemas.settings import Settings
 from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
+from scorer.drift import DriftMonitor
 from scorer.model_provider import ModelProvider
 from scorer.sink import DeliverySink
 
@@ -41,6 +43,7 @@ class BatchHandler:
             max_future_skew_s=settings.max_event_time_skew_s,
         )
         self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
+        self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
         return score_batch(records, self.provider.current, self.limits, self.clock)
@@ -48,22 +51,28 @@ class BatchHandler:
     def handle_blocking(self, records: Sequence[RawRecord]) -> BatchResult:
         """Score and deliver; returns once every output record is acknowledged."""
         result = self.score(records)
-        self.sink.deliver_blocking(self._groups(result))
+        self.sink.deliver_blocking(self.outputs(result))
         self.record(result)
         return result
 
     async def handle(self, records: Sequence[RawRecord]) -> BatchResult:
         """:meth:`handle_blocking` with delivery waited for off the event loop."""
         result = self.score(records)
-        await self.sink.deliver(self._groups(result))
+        await self.sink.deliver(self.outputs(result))
         self.record(result)
         return result
 
-    def _groups(self, result: BatchResult) -> list[tuple[str, Sequence]]:  # type: ignore[type-arg]
+    def outputs(self, result: BatchResult) -> list[tuple[str, Sequence]]:  # type: ignore[type-arg]
         return [
             (self.settings.predictions_topic, result.predictions),
             (self.settings.dlq_topic, result.dead_letters),
         ]
+
+    def _update_drift(self, result: BatchResult) -> None:
+        predictor = self.provider.current
+        if predictor.version == result.model_version:  # else a reload happened mid-batch; skip it
+            self.drift.set_reference(predictor.version, getattr(predictor, "manifest", {}))
+            self.drift.update(result.probabilities)
 
     def record(self, result: BatchResult) -> None:
         """Metrics for a delivered batch (end-to-end latency is measured at acknowledgement)."""
@@ -83,6 +92,7 @@ class BatchHandler:
             probability = m.probability.observe
             for p in result.probabilities.tolist():
                 probability(p)
+            self._update_drift(result)
         if self.on_batch is not None:
             self.on_batch(result)
         for error_type, count in result.dead_letter_types.items():

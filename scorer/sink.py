@@ -32,6 +32,63 @@ class _Pending:
     acked: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        """One delivery report; a failed record is rebuilt from the message to be produced again."""
+        with self.lock:
+            if err is None:
+                self.acked += 1
+            else:
+                record = OutRecord(key=msg.key(), value=msg.value(), headers=list(msg.headers() or []))
+                self.failed.append((msg.topic(), record, str(err)))
+
+
+class Delivery:
+    """Output records on their way to the broker; :meth:`wait` returns once every one is acknowledged."""
+
+    def __init__(self, sink: DeliverySink, pending: _Pending, total: int) -> None:
+        self.sink = sink
+        self.pending = pending
+        self.total = total
+        self.acked = 0
+
+    def done(self) -> bool:
+        with self.pending.lock:
+            return self.pending.acked + len(self.pending.failed) >= self.total
+
+    def wait(self) -> int:
+        """Block until every record is acknowledged; failed ones are produced again with backoff."""
+        sink = self.sink
+        producer = sink._producer
+        attempt = 0
+        pending, total = self.pending, self.total
+        while True:
+            while pending.acked + len(pending.failed) < total:
+                if producer.poll(1.0) == 0 and pending.acked + len(pending.failed) < total:
+                    log.warning("waiting for the broker to acknowledge %d records", len(producer))
+            self.acked += pending.acked
+            if not pending.failed:
+                break
+            attempt += 1
+            first = pending.failed[0]
+            log.error(
+                "delivery failed for %d records (first: topic=%s error=%s); retry %d in %.1f s",
+                len(pending.failed),
+                first[0],
+                first[2],
+                attempt,
+                sink.retry_backoff_s,
+            )
+            time.sleep(sink.retry_backoff_s)
+            regrouped: dict[str, list[OutRecord]] = {}
+            for topic, record, _ in pending.failed:
+                regrouped.setdefault(topic, []).append(record)
+            pending = _Pending()
+            total = sum(len(r) for r in regrouped.values())
+            for topic, records in regrouped.items():
+                sink.produce(topic, records, pending)
+        assert self.acked == self.total, (self.acked, self.total)
+        return self.acked
+
 
 class DeliverySink:
     """A confluent-kafka producer with per-batch delivery confirmation."""
@@ -45,17 +102,7 @@ class DeliverySink:
 
     def produce(self, topic: str, records: Sequence[OutRecord], pending: _Pending) -> None:
         producer = self._producer
-
-        def report(record: OutRecord) -> Any:
-            def on_delivery(err: Any, _msg: Any) -> None:
-                with pending.lock:
-                    if err is None:
-                        pending.acked += 1
-                    else:
-                        pending.failed.append((topic, record, str(err)))
-
-            return on_delivery
-
+        report = pending.on_delivery  # one bound method for the batch, not a closure per record
         for record in records:
             while True:
                 try:
@@ -64,44 +111,27 @@ class DeliverySink:
                         value=record.value,
                         key=record.key,
                         headers=record.headers,  # type: ignore[arg-type]
-                        on_delivery=report(record),
+                        on_delivery=report,
                     )
                     break
                 except BufferError:  # local queue full: serve delivery reports, then retry
                     producer.poll(0.01)
 
+    def submit(self, batches: Sequence[tuple[str, Sequence[OutRecord]]]) -> Delivery:
+        """Start producing ``(topic, records)`` groups; :meth:`Delivery.wait` blocks until all are acked.
+
+        Lets a caller score the next batch while this one is on its way to the broker.
+        """
+        todo = [(topic, list(records)) for topic, records in batches if records]
+        pending = _Pending()
+        for topic, records in todo:
+            self.produce(topic, records, pending)
+        self._producer.poll(0)
+        return Delivery(self, pending, sum(len(r) for _, r in todo))
+
     def deliver_blocking(self, batches: Sequence[tuple[str, Sequence[OutRecord]]]) -> int:
         """Produce ``(topic, records)`` groups and block until all are acknowledged; retries failures."""
-        attempt = 0
-        todo = [(topic, list(records)) for topic, records in batches if records]
-        total = sum(len(r) for _, r in todo)
-        acked = 0
-        while todo:
-            pending = _Pending()
-            for topic, records in todo:
-                self.produce(topic, records, pending)
-            while self._producer.flush(1.0) > 0:
-                log.warning("waiting for the broker to acknowledge %d records", len(self._producer))
-            acked += pending.acked
-            if not pending.failed:
-                break
-            attempt += 1
-            first = pending.failed[0]
-            log.error(
-                "delivery failed for %d records (first: topic=%s error=%s); retry %d in %.1f s",
-                len(pending.failed),
-                first[0],
-                first[2],
-                attempt,
-                self.retry_backoff_s,
-            )
-            time.sleep(self.retry_backoff_s)
-            regrouped: dict[str, list[OutRecord]] = {}
-            for topic, record, _ in pending.failed:
-                regrouped.setdefault(topic, []).append(record)
-            todo = list(regrouped.items())
-        assert acked == total, (acked, total)
-        return acked
+        return self.submit(batches).wait()
 
     async def deliver(self, batches: Sequence[tuple[str, Sequence[OutRecord]]]) -> int:
         """:meth:`deliver_blocking` off the event loop (the loop keeps heartbeating)."""

@@ -20,17 +20,28 @@ def topics(kafka: KafkaTools) -> dict[str, str]:
     return names
 
 
+@pytest.fixture(params=["faust", "native"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each scorer test runs once per ``churn score --engine``."""
+    return str(request.param)
+
+
 @pytest.fixture
 def start_scorer(
-    kafka_bootstrap: str, model_store: Path, topics: dict[str, str], tmp_path: Path, kafka: KafkaTools
+    kafka_bootstrap: str,
+    model_store: Path,
+    topics: dict[str, str],
+    tmp_path: Path,
+    kafka: KafkaTools,
+    engine: str,
 ) -> Iterator[Callable[..., ScorerProcess]]:
-    """Start ``churn score`` subprocesses in one fresh consumer group; all are stopped at the end."""
+    """Start ``churn score --engine ENGINE`` processes in one fresh consumer group; all stopped at the end."""
     group = kafka.unique("scorer")
     started: list[ScorerProcess] = []
 
     def start(*extra: str) -> ScorerProcess:
         env = scorer_env(kafka_bootstrap, model_store, topics, group)
-        process = ScorerProcess(env, tmp_path / f"scorer-{len(started)}.log", *extra)
+        process = ScorerProcess(env, tmp_path / f"scorer-{len(started)}.log", *extra, engine=engine)
         started.append(process)
         return process
 

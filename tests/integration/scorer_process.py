@@ -33,13 +33,14 @@ def scorer_env(bootstrap: str, store: Path, topics: dict[str, str], group: str) 
 
 
 class ScorerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, *extra: str) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *extra: str, engine: str = "faust") -> None:
         self.env = env
+        self.engine = engine
         self.web_port = int(env["CHURN_SCORER_WEB_PORT"])
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [CHURN, "score", *extra], env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [CHURN, "score", "--engine", engine, *extra], env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     @property

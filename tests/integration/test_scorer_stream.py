@@ -1,4 +1,4 @@
-"""The Faust worker (`churn score` subprocesses) against a real broker."""
+"""`churn score` subprocesses, Faust worker and native engine (``engine`` fixture), against a real broker."""
 
 from __future__ import annotations
 
@@ -86,7 +86,28 @@ def test_scores_every_valid_event_and_dead_letters_every_bad_one(
     assert scorer.running(), scorer.tail()
     assert scorer.metric("churn_dead_letters_total") == len(bad)
     assert scorer.metric("churn_events_consumed_total") == len(records)
+    # Drift: the PSI of the recent predictions against the model's reference is set and finite.
+    psi = scorer.metric("churn_drift_psi")
+    assert 0.0 < psi < 5.0, psi
+    # Lag: one series per assigned partition, all caught up once everything is scored.
+    deadline = time.monotonic() + 15
+    lag_series = _lag_series(scorer)
+    while (len(lag_series) != 4 or any(lag_series.values())) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        lag_series = _lag_series(scorer)
+    assert sorted(lag_series) == [(topics["events"], str(p)) for p in range(4)], lag_series
+    assert all(v == 0 for v in lag_series.values()), lag_series
     assert scorer.stop(signal.SIGTERM) == 0, scorer.tail()
+
+
+def _lag_series(scorer: ScorerProcess) -> dict[tuple[str, str], float]:
+    out = {}
+    for line in scorer.metrics().splitlines():
+        if line.startswith("churn_consumer_lag{"):
+            head, _, value = line.rpartition(" ")
+            labels = dict(part.split("=", 1) for part in head[len("churn_consumer_lag{") : -1].split(","))
+            out[(labels["topic"].strip('"'), labels["partition"].strip('"'))] = float(value)
+    return out
 
 
 def test_two_workers_split_the_partitions_and_score_everything(
