@@ -207,7 +207,10 @@ class NativeScorer:
         if not todo:
             return
         try:
-            self._consumer.commit(offsets=todo, asynchronous=not synchronous)
+            if synchronous:
+                self._consumer.commit(offsets=todo, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=todo, asynchronous=True)
         except KafkaException as exc:
             # e.g. the group rebalanced under us: the next owner re-scores from the last commit.
             log.warning("commit of %d partitions failed: %s", len(todo), exc)
