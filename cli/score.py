@@ -80,19 +80,19 @@ def command(
         f"on {settings.kafka_bootstrap_servers} with model {provider.current.version}; "
         f"engine {settings.scorer_engine}; group {settings.scorer_app_id}; metrics {url}"
     )
-    watch = BrokerWatch(settings, metrics.broker_up).start()  # readiness during broker outages
+    watch = BrokerWatch(settings, metrics.broker_up)  # readiness during broker outages
     try:
         if settings.scorer_engine == "native":
-            _run_native(settings, provider, metrics)
+            _run_native(settings, provider, metrics, watch)
         else:
-            _run_faust(settings, provider, metrics)
+            _run_faust(settings, provider, metrics, watch)
     finally:
         watch.stop()
         if server is not None:
             server.shutdown()
 
 
-def _run_faust(settings: Any, provider: Any, metrics: Any) -> None:
+def _run_faust(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
     import gc
 
     from scorer.app import create_app
@@ -101,13 +101,14 @@ def _run_faust(settings: Any, provider: Any, metrics: Any) -> None:
     # Everything loaded so far lives for the whole run: keep it out of the cyclic GC's way.
     gc.freeze()
     worker = scorer.worker(loglevel=settings.log_level)
+    watch.start()  # after Faust imported aiokafka: the watch quiets aiokafka's reconnect noise
     try:
         worker.execute_from_commandline()  # returns via SystemExit(0) after a clean stop
     finally:
         scorer.handler.sink.close()
 
 
-def _run_native(settings: Any, provider: Any, metrics: Any) -> None:
+def _run_native(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
     from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
     from scorer.sink import DeliverySink
@@ -116,6 +117,7 @@ def _run_native(settings: Any, provider: Any, metrics: Any) -> None:
     scorer = NativeScorer(settings, BatchHandler(settings, provider, metrics, sink))
     scorer.install_signal_handlers()
     tune_gc()
+    watch.start()
     try:
         scorer.run()
     finally:

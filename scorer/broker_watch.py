@@ -94,8 +94,10 @@ class BrokerWatch:
         return self
 
     def stop(self) -> None:
+        """Stop probing; safe to call whether or not :meth:`start` ran."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         for logger in _aiokafka_loggers():
             logger.removeFilter(self._throttle)
 

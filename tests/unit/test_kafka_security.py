@@ -178,17 +178,19 @@ def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_p
     assert credentials_to_aiokafka_auth(bench_app.conf.broker_credentials)["security_protocol"] == protocol
 
 
-def test_the_scorer_app_passes_credentials(pki: Pki, tmp_path: Path, predictor: Any) -> None:
+def test_the_scorer_app_passes_credentials(pki: Pki, tmp_path: Path, model_store: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
     from prometheus_client import CollectorRegistry
 
+    from models.registry import ModelRegistry
     from monitoring.metrics import ScorerMetrics
     from scorer.app import create_app
     from scorer.model_provider import ModelProvider
 
     settings = _settings(pki, "sasl-ssl-scram512", tmp_path)
     metrics = ScorerMetrics.create(CollectorRegistry())
-    scorer = create_app(settings, ModelProvider(predictor, metrics), metrics)
+    provider = ModelProvider.from_store(ModelRegistry(model_store), metrics)
+    scorer = create_app(settings, provider, metrics)
     auth = credentials_to_aiokafka_auth(scorer.app.conf.broker_credentials)
     assert auth["security_protocol"] == "SASL_SSL"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-512"
