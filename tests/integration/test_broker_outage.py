@@ -22,6 +22,8 @@ OUTAGE_S = 30.0
 def test_worker_and_producer_survive_a_30_s_broker_outage(model_store: Path, tmp_path: Path) -> None:
     # A broker of its own (same port after the restart): the session broker must not go down.
     broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
+    scorer: ScorerProcess | None = None
+    producer: subprocess.Popen[bytes] | None = None
     try:
         kafka = KafkaTools(broker.bootstrap)
         topics = {"events": "outage-events", "predictions": "outage-predictions", "dlq": "outage-dlq"}
@@ -77,4 +79,9 @@ def test_worker_and_producer_survive_a_30_s_broker_outage(model_store: Path, tmp
         assert len(errors) <= 40, len(errors)
         assert scorer.stop() == 0, scorer.tail()
     finally:
+        # Leave nothing running when an assertion failed half-way.
+        if producer is not None and producer.poll() is None:
+            producer.kill()
+        if scorer is not None and scorer.running():
+            scorer.kill()
         broker.stop()
