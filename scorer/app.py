@@ -69,6 +69,24 @@ def to_raw(events: Sequence[Any]) -> list[RawRecord]:
     return out
 
 
+def faust_consumer_options(settings: Settings) -> dict[str, Any]:
+    """The Faust options of the scorer's consumer side; the framework-floor benchmark uses them too."""
+    datadir = Path(tempfile.gettempdir()) / "churn-faust"  # Faust wants one; no tables live there
+    datadir.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker": faust_broker_url(settings),
+        "broker_credentials": faust_credentials(settings),
+        "broker_session_timeout": settings.kafka_session_timeout_s,
+        "broker_heartbeat_interval": settings.kafka_heartbeat_interval_s,
+        "consumer_auto_offset_reset": "earliest",
+        "store": "memory://",
+        "datadir": str(datadir),
+        "web_enabled": False,  # /metrics is served by prometheus-client (scorer.metrics_server)
+        "stream_buffer_maxsize": max(4 * settings.scorer_max_batch, 4096),
+        "broker_max_poll_records": max(settings.scorer_max_batch, 500),
+    }
+
+
 def create_app(
     settings: Settings,
     provider: ModelProvider,
@@ -80,23 +98,12 @@ def create_app(
     import faust
 
     handler = BatchHandler(settings, provider, metrics, sink or DeliverySink(settings))
-    datadir = Path(tempfile.gettempdir()) / "churn-faust"  # Faust wants one; no tables live there
-    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.scorer_app_id,
-        broker=faust_broker_url(settings),
-        broker_credentials=faust_credentials(settings),
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        consumer_auto_offset_reset="earliest",
+        **faust_consumer_options(settings),
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         topic_allow_declare=True,
-        store="memory://",
-        datadir=str(datadir),
-        web_enabled=False,  # /metrics is served by prometheus-client (scorer.metrics_server)
-        stream_buffer_maxsize=max(4 * settings.scorer_max_batch, 4096),
-        broker_max_poll_records=max(settings.scorer_max_batch, 500),
         producer_acks=-1,
         # Commit acknowledged offsets every second: fewer duplicates after a crash.
         broker_commit_interval=1.0,

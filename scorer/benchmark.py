@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -176,22 +175,10 @@ def serve_quix(config: dict[str, Any], _meter: _Meter) -> None:
 def _faust_app(settings: Settings) -> Any:
     import faust
 
+    from scorer.app import faust_consumer_options
     from scorer.faust_transport import install_fetch_wait
-    from scorer.kafka_config import faust_broker_url, faust_credentials
 
-    app = faust.App(
-        settings.scorer_app_id,
-        broker=faust_broker_url(settings),
-        broker_credentials=faust_credentials(settings),
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=settings.kafka_heartbeat_interval_s,
-        consumer_auto_offset_reset="earliest",
-        store="memory://",
-        web_enabled=False,
-        datadir=str(Path(tempfile.gettempdir()) / "churn-faust"),
-        stream_buffer_maxsize=max(4 * settings.scorer_max_batch, 4096),
-        broker_max_poll_records=max(settings.scorer_max_batch, 500),
-    )
+    app = faust.App(settings.scorer_app_id, **faust_consumer_options(settings))
     install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)  # same consumer as the scorer
     return app
 
