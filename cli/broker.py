@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, stop_on_signals
 
 
 def command(
@@ -12,21 +12,13 @@ def command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
-    import signal
     import time
 
     from scorer.broker import BrokerError, EmbeddedBroker
 
     broker = EmbeddedBroker(port=port, host=host)
-    stopping = False
-
-    def _stop(signum: int, _frame: object) -> None:
-        # Only a flag: stopping (and reaping) the broker happens in the main flow below.
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)  # before start: a signal during start-up still stops cleanly
-    signal.signal(signal.SIGINT, _stop)
+    # Only a flag: stopping (and reaping) the broker happens in the main flow below.
+    stop = stop_on_signals()
     try:
         broker.start()
     except BrokerError as exc:
@@ -37,9 +29,9 @@ def command(
         "in-memory storage, development only. Ctrl-C stops it."
     )
     try:
-        while not stopping and broker.running():
+        while not stop.is_set() and broker.running():
             time.sleep(0.2)
-        code = None if stopping else broker.wait()
+        code = None if stop.is_set() else broker.wait()
     finally:
         broker.stop()
     if code is not None:

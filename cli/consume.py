@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.console import console
+from cli.console import console, stop_on_signals
 
 
 def command(
@@ -22,7 +22,6 @@ def command(
     topic: str | None = typer.Option(None, "--topic", help="Override the topic to read."),
 ) -> None:
     """Print a live table of records as they arrive; Ctrl-C stops."""
-    import signal
     import time
     import uuid
     from collections import Counter, deque
@@ -46,18 +45,11 @@ def command(
     recent: deque[ConsumedRow] = deque(maxlen=rows)
     totals: Counter[str] = Counter()
     seen = 0
-    stopping = False
-
-    def _stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = stop_on_signals()
     deadline = time.monotonic() + timeout if timeout else None
     try:
         with Live(render(name, dlq, recent, totals, seen), console=console, refresh_per_second=4) as live:
-            while not stopping and (count is None or seen < count):
+            while not stop.is_set() and (count is None or seen < count):
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 for message in consumer.consume(500, timeout=0.25):

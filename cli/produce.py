@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, stop_on_signals
 
 
 def command(
@@ -23,8 +23,6 @@ def command(
 ) -> None:
     """Publish CustomerEvents keyed by customer_id; exits non-zero if any delivery failed."""
     import itertools
-    import signal
-    import threading
     from collections.abc import Iterator
     from typing import Any
 
@@ -60,13 +58,7 @@ def command(
     if count is not None:
         events = itertools.islice(events, count)
 
-    stop = threading.Event()
-
-    def _stop(_signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = stop_on_signals()
 
     def line(stats: PublishStats) -> Text:
         target = f"/{count:,}" if count else ""

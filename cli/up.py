@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, stop_on_signals
 
 
 def command(
@@ -20,7 +20,6 @@ def command(
     ),
 ) -> None:
     """Broker (embedded if none answers), a model (trained if none), scorer, API, demo producer."""
-    import signal
     import tempfile
     import time
 
@@ -31,14 +30,7 @@ def command(
     logs = logs_dir or Path(tempfile.mkdtemp(prefix="churn-up-"))
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings, logs, demo_rate=rate, with_api=not no_api)
-    stopping = False
-
-    def _stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = stop_on_signals()
     code = 0
     try:
         try:
@@ -51,9 +43,9 @@ def command(
         if stack.needs_model():
             trainer = stack.train_model(train_rows, train_candidates)
             with console.status(f"no model in {settings.model_store}: training one on synthetic data..."):
-                while trainer.running() and not stopping:
+                while trainer.running() and not stop.is_set():
                     time.sleep(0.2)
-            if stopping:
+            if stop.is_set():
                 return
             if trainer.process.returncode != 0:
                 console.print(f"[red]training failed[/]; see {trainer.log_path}")
@@ -66,7 +58,7 @@ def command(
         console.print(
             "watch it:    churn consume   |   churn consume --dlq\n[bold]Ctrl-C stops everything.[/]"
         )
-        while not stopping:
+        while not stop.is_set():
             exited = stack.first_exited()
             if exited is not None:
                 console.print(
