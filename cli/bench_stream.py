@@ -43,6 +43,12 @@ def command(
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
     variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
+    profile: Path | None = typer.Option(
+        None,
+        "--profile",
+        help="Record each throughput run with py-spy (extra `bench`) into this folder "
+        "(collapsed stacks, one file per run, for any flame-graph viewer).",
+    ),
 ) -> None:
     """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
     import os
@@ -72,10 +78,10 @@ def command(
         if unknown:
             fail(f"unknown variants {sorted(unknown)}; choose from {[mode for mode, _ in MODES]}")
         modes = [mode for mode, _ in MODES if mode in wanted]
-        if not quix_available():
+        if "quix" in modes and not quix_available():
             console.print(f"[bold red]{MISSING}[/]; the Quix Streams row is left out of this run")
             modes.remove("quix")
-        results = _throughput(settings, work, events, repeats, modes)
+        results = _throughput(settings, work, events, repeats, modes, profile)
         latency: dict[tuple[str, float], dict[str, float]] = {}
         for rate in [float(r) for r in rates.split(",") if r.strip()]:
             for mode in SCORERS:
@@ -124,7 +130,7 @@ def _preload(settings: Any, topic: str, n: int) -> None:
 
 
 def _throughput(
-    settings: Any, work: Path, n: int, repeats: int, modes: list[str]
+    settings: Any, work: Path, n: int, repeats: int, modes: list[str], profile: Path | None = None
 ) -> dict[str, list[dict[str, float]]]:
     import subprocess
     import sys
@@ -154,9 +160,12 @@ def _throughput(
             }
             config_path = work / f"{tag}-config.json"
             config_path.write_text(json.dumps(config))
+            run = [sys.executable, "-m", "scorer.benchmark", mode, str(config_path)]
+            if profile is not None:
+                run = _profiled(run, profile / f"{mode}-{repeat + 1}.txt")
             with console.status(f"run {repeat + 1}/{repeats}: {mode}..."):
                 done = subprocess.run(
-                    [sys.executable, "-m", "scorer.benchmark", mode, str(config_path)],
+                    run,
                     capture_output=True,
                     text=True,
                     timeout=600,
@@ -169,6 +178,17 @@ def _throughput(
             rate, rss = result["rate"], result["rss_mb"]
             console.print(f"  {mode:<8} run {repeat + 1}: {rate:>9,.0f} events/s  ({rss:.0f} MiB)")
     return results
+
+
+def _profiled(command: list[str], out: Path) -> list[str]:
+    """``command`` run under py-spy, sampling every thread (Python frames: Python cost is the question)."""
+    import shutil
+
+    spy = shutil.which("py-spy")
+    if spy is None:
+        fail("--profile needs py-spy: pip install -e '.[bench]'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return [spy, "record", "--format", "raw", "--rate", "250", "--threads", "-o", str(out), "--", *command]
 
 
 def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) -> dict[str, float]:

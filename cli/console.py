@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -28,7 +29,7 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error for a person and exit with ``code``."""
     import typer
 
