@@ -13,6 +13,7 @@ scoring path give bit-identical inputs to the fitted sklearn pipeline:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -49,6 +50,7 @@ def _level_columns() -> dict[str, dict[str, int]]:
 
 
 _LEVEL_COLUMNS = _level_columns()
+_NO_LEVEL = itertools.repeat(-1)  # the default of ``levels.get`` when mapped over a column
 _NUMBER_COLUMNS = (*NUMERIC_COLUMNS, "senior_citizen")
 #: Per feature: the levels that set a column, and those columns followed by -1 (for "no level").
 _LEVELS = {name: list(columns) for name, columns in _LEVEL_COLUMNS.items()}
@@ -94,14 +96,20 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def encode_records(self, records: Sequence[Any]) -> np.ndarray:
         """Encode pydantic models or mappings with snake_case keys."""
         get: Callable[[Any, str], Any] = _get_item if records and isinstance(records[0], Mapping) else getattr
-        n = len(records)
+        columns = {name: [get(r, name) for r in records] for name in (*_NUMBER_COLUMNS, *_LEVEL_COLUMNS)}
+        return self.encode_columns(columns, len(records))
+
+    def encode_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        """Encode validated values given column by column: ``columns[feature][row]``."""
         numbers = {}
         for name in _NUMBER_COLUMNS:
-            values = [get(r, name) for r in records]
-            numbers[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            values = columns[name]
+            if None in values:  # only total_charges may be missing; NaN marks it for imputation
+                values = [np.nan if v is None else v for v in values]
+            numbers[name] = np.array(values, dtype=np.float64)
         hits = {}
-        for name, columns in _LEVEL_COLUMNS.items():
-            hits[name] = np.fromiter((columns.get(get(r, name), -1) for r in records), dtype=np.intp, count=n)
+        for name, levels in _LEVEL_COLUMNS.items():
+            hits[name] = np.fromiter(map(levels.get, columns[name], _NO_LEVEL), dtype=np.intp, count=n)
         return self._assemble(numbers, hits, n)
 
     def encode_one(self, record: Any) -> np.ndarray:

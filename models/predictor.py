@@ -13,7 +13,7 @@ the sklearn pipeline. Linear pipelines are additionally compiled to plain numpy
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +91,12 @@ class Predictor:
         if not records:
             return np.empty(0, dtype=np.float64)
         return self.predict_matrix(self._encoder.encode_records(records))
+
+    def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        """Churn probabilities for ``n`` validated records given column by column (the stream scorer)."""
+        if n == 0:
+            return np.empty(0, dtype=np.float64)
+        return self.predict_matrix(self._encoder.encode_columns(columns, n))
 
     def predict_one(self, record: Any) -> float:
         """The single-record path: one small matrix, no DataFrame."""

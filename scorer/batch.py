@@ -9,7 +9,7 @@ both wrap it, so both have the same semantics.
 Rules:
 - every input record yields exactly one output record: a prediction, or a dead
   letter with the original value bytes unchanged and reason headers;
-- valid records are scored with one ``Predictor.predict_batch`` call;
+- valid records are scored with one ``Predictor.predict_columns`` call;
 - nothing here raises on bad input.
 """
 
@@ -19,7 +19,7 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from schemas.events import CustomerEvent, DeadLetter
 from schemas.features import SCHEMA_VERSION
 from scorer import errors
+from scorer.fast_check import check_batch, columns_of
 
 
 class BatchPredictor(Protocol):
@@ -42,10 +43,10 @@ class BatchPredictor(Protocol):
     @property
     def threshold(self) -> float: ...
 
-    def predict_batch(self, records: Sequence[Any]) -> np.ndarray: ...
+    def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawRecord:
     """One consumed Kafka record, independent of the client library."""
 
@@ -57,7 +58,7 @@ class RawRecord:
     timestamp: float | None = None  # broker/producer timestamp, epoch seconds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutRecord:
     """One record to produce."""
 
@@ -114,37 +115,72 @@ def score_batch(
     limits: BatchLimits,
     clock: Clock = time.time,
 ) -> BatchResult:
-    """Decode, validate and score ``records``; one output record per input record."""
+    """Decode, validate and score ``records``; one output record per input record.
+
+    Records are decoded one by one; the decoded batch is validated column by
+    column (:func:`scorer.fast_check.check_batch`), and only the rows that fast
+    path cannot vouch for are validated with the pydantic model, which also
+    words the error of a record it refuses.
+    """
     started = time.perf_counter()
     now = clock()
     failed_at = datetime.fromtimestamp(now, UTC)
-    latest_allowed = now + limits.max_future_skew_s
     result = BatchResult(model_version=predictor.version)
+    refused: list[tuple[int, str, str]] = []  # (row, error_type, message)
 
-    valid: list[CustomerEvent] = []
-    valid_raw: list[RawRecord] = []
-    for record in records:
+    decoded: list[dict[str, Any]] = []
+    decoded_rows: list[int] = []
+    for row, record in enumerate(records):
         try:
-            event = _validate(record, limits.max_event_bytes)
-            if event.event_time.timestamp() > latest_allowed:
-                raise _RejectedError(
-                    errors.EVENT_FROM_FUTURE,
-                    f"event_time: {event.event_time.isoformat()} is more than "
-                    f"{limits.max_future_skew_s:g} s ahead of the scorer clock",
-                )
+            decoded.append(_decode(record, limits.max_event_bytes))
         except _RejectedError as exc:
-            _dead_letter(result, record, exc.error_type, exc.message, failed_at)
+            refused.append((row, exc.error_type, exc.message))
             continue
-        valid.append(event)
-        valid_raw.append(record)
+        decoded_rows.append(row)
 
+    check = check_batch(decoded)
+    times = check.event_times
+    modelled: dict[int, dict[str, Any]] = {}  # position in decoded -> the model's field values
+    for j in check.slow:
+        try:
+            event = _model_validate(decoded[j])
+        except _RejectedError as exc:
+            refused.append((decoded_rows[j], exc.error_type, exc.message))
+            continue
+        modelled[j] = event.__dict__
+        times[j] = event.event_time
+    slow = set(check.slow)
+    valid = [j for j in range(len(decoded)) if j not in slow or j in modelled]
+
+    latest_allowed = now + limits.max_future_skew_s
+    timestamps = [times[j].timestamp() for j in valid]  # type: ignore[union-attr]
+    if timestamps and max(timestamps) > latest_allowed:
+        keep = [k for k, ts in enumerate(timestamps) if ts <= latest_allowed]
+        for k, ts in enumerate(timestamps):
+            if ts > latest_allowed:
+                when = times[valid[k]].isoformat()  # type: ignore[union-attr]
+                skew = limits.max_future_skew_s
+                message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
+                refused.append((decoded_rows[valid[k]], errors.EVENT_FROM_FUTURE, message))
+        valid = [valid[k] for k in keep]
+        timestamps = [timestamps[k] for k in keep]
+
+    for row, error_type, message in sorted(refused, key=lambda r: r[0]):
+        _dead_letter(result, records[row], error_type, message, failed_at)
     if valid:
-        _score(result, valid, valid_raw, predictor, now, failed_at)
+        if len(valid) == len(decoded) and not modelled:
+            columns = check.columns  # the common case: every record passed the fast path
+        else:
+            columns = columns_of([modelled.get(j) or decoded[j] for j in valid])
+        valid_times: list[datetime] = [times[j] for j in valid]  # type: ignore[misc]
+        raws = [records[decoded_rows[j]] for j in valid]
+        _score(result, columns, valid_times, timestamps, raws, predictor, now, failed_at)
     result.total_seconds = time.perf_counter() - started
     return result
 
 
-def _validate(record: RawRecord, max_bytes: int) -> CustomerEvent:
+def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
+    """The record's value as a JSON object, or the reason it is not one."""
     value = record.value
     if not value or value.isspace():
         raise _RejectedError(errors.EMPTY_VALUE, "record value is empty")
@@ -164,6 +200,11 @@ def _validate(record: RawRecord, max_bytes: int) -> CustomerEvent:
     duplicate = _duplicate_key(value, obj)
     if duplicate is not None:
         raise _RejectedError(errors.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
+    return obj
+
+
+def _model_validate(obj: dict[str, Any]) -> CustomerEvent:
+    """The slow path: the pydantic model decides (lenient forms) and words the error."""
     try:
         event = CustomerEvent.model_validate(obj)
     except ValidationError as exc:
@@ -247,19 +288,20 @@ def _dead_letter(
 
 def _score(
     result: BatchResult,
-    events: list[CustomerEvent],
+    columns: dict[str, list[Any]],
+    event_times: list[datetime],
+    timestamps: list[float],
     raws: list[RawRecord],
     predictor: BatchPredictor,
     now: float,
     failed_at: datetime,
 ) -> None:
+    n = len(raws)
     inference_started = time.perf_counter()
     try:
-        probabilities = np.asarray(predictor.predict_batch(events), dtype=np.float64)
-        if probabilities.shape != (len(events),) or not np.isfinite(probabilities).all():
-            raise ValueError(
-                f"the model returned {probabilities.shape} probabilities for {len(events)} events"
-            )
+        probabilities = np.asarray(predictor.predict_columns(columns, n), dtype=np.float64)
+        if probabilities.shape != (n,) or not np.isfinite(probabilities).all():
+            raise ValueError(f"the model returned {probabilities.shape} probabilities for {n} events")
     except Exception as exc:
         message = f"model {predictor.version} failed on this batch: {type(exc).__name__}: {exc}"
         for raw in raws:
@@ -273,27 +315,23 @@ def _score(
     scored_at = datetime.fromtimestamp(now, UTC)
     decisions = (probabilities >= threshold).tolist()
     dumps = orjson.dumps
-    predictions = result.predictions
-    event_times = result.event_times
-    for event, probability, churn in zip(events, probabilities.tolist(), decisions, strict=True):
+    append = result.predictions.append
+    ids = columns["event_id"]
+    rows = zip(ids, columns["customer_id"], event_times, probabilities.tolist(), decisions, strict=True)
+    for event_id, customer_id, event_time, probability, churn in rows:
         payload = {
-            "event_id": event.event_id,
-            "customer_id": event.customer_id,
+            "event_id": event_id,
+            "customer_id": customer_id,
             "churn_probability": probability,
             "churn": churn,
             "threshold": threshold,
             "model_version": version,
             "scored_at": scored_at,
-            "event_time": event.event_time,
+            "event_time": event_time,
             "schema_version": SCHEMA_VERSION,
         }
-        predictions.append(
-            OutRecord(
-                key=event.customer_id.encode(),
-                value=dumps(payload),
-                headers=[("event_id", event.event_id.encode()), version_header],
-            )
-        )
-        event_times.append(event.event_time.timestamp())
+        headers = [("event_id", event_id.encode()), version_header]
+        append(OutRecord(customer_id.encode(), dumps(payload), headers))
+    result.event_times = timestamps
     result.probabilities = probabilities
     result.churned = int(sum(decisions))

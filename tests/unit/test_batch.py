@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -115,7 +115,7 @@ class _BrokenPredictor:
     version = "broken-1"
     threshold = 0.5
 
-    def predict_batch(self, records: Sequence[Any]) -> np.ndarray:
+    def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
         raise RuntimeError("model exploded")
 
 
