@@ -90,11 +90,11 @@ def build_router(state: ServiceState) -> APIRouter:
         predictor = current()
         probabilities = predictor.predict_batch(customers).tolist()
         now = datetime.now(UTC)
-        observe = metrics.probability.observe
-        predictions = []
-        for customer, probability in zip(customers, probabilities, strict=True):
-            observe(probability)
-            predictions.append(prediction_body(customer, probability, predictor, now))
+        metrics.probability.observe_many(probabilities)
+        predictions = [
+            prediction_body(customer, probability, predictor, now)
+            for customer, probability in zip(customers, probabilities, strict=True)
+        ]
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

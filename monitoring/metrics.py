@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from monitoring.batch_histogram import BatchHistogram
+
 #: The distribution of predicted churn: one bucket every 0.1 on [0, 1].
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 #: Model time per batch: sub-millisecond to a second.
@@ -23,8 +25,8 @@ BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-def _probability(registry: CollectorRegistry) -> Histogram:
-    return Histogram(
+def _probability(registry: CollectorRegistry) -> BatchHistogram:
+    return BatchHistogram(
         "churn_prediction_probability",
         "Predicted churn probabilities (the distribution of predicted churn).",
         buckets=PROBABILITY_BUCKETS,
@@ -49,8 +51,8 @@ class ScorerMetrics:
     dead_letters: Counter
     batch_size: Histogram
     inference_latency: Histogram
-    end_to_end_latency: Histogram
-    probability: Histogram
+    end_to_end_latency: BatchHistogram
+    probability: BatchHistogram
     consumer_lag: Gauge
     model_info: Gauge
     drift_psi: Gauge
@@ -83,7 +85,7 @@ class ScorerMetrics:
                 buckets=INFERENCE_BUCKETS,
                 registry=reg,
             ),
-            end_to_end_latency=Histogram(
+            end_to_end_latency=BatchHistogram(
                 "churn_end_to_end_latency_seconds",
                 "From event_time to the prediction acknowledged by the broker.",
                 buckets=E2E_BUCKETS,
@@ -120,7 +122,7 @@ class ApiMetrics:
     registry: CollectorRegistry
     requests: Counter
     request_latency: Histogram
-    probability: Histogram
+    probability: BatchHistogram
     model_info: Gauge
     model_reload_failures: Counter
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from prometheus_client.metrics import MetricWrapperBase
 
+from monitoring.batch_histogram import BatchHistogram
 from monitoring.metrics import ApiMetrics, ScorerMetrics
 
 #: Grafana's built-in interval variables, replaced before a query goes to Prometheus.
@@ -141,6 +142,9 @@ def _families(metrics: ScorerMetrics | ApiMetrics) -> list[tuple[str, str, froze
     out: list[tuple[str, str, frozenset[str]]] = []
     for field in dataclasses.fields(metrics):
         metric = getattr(metrics, field.name)
+        if isinstance(metric, BatchHistogram):  # label-less, described like any collector
+            out.extend((family.name, family.type, frozenset()) for family in metric.describe())
+            continue
         if not isinstance(metric, MetricWrapperBase):
             continue
         # A labelled metric with no children exposes no samples, so the label names

@@ -12,6 +12,8 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from monitoring.metrics import ScorerMetrics
 from schemas.settings import Settings
 from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
@@ -48,20 +50,6 @@ class BatchHandler:
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
         return score_batch(records, self.provider.current, self.limits, self.clock)
 
-    def handle_blocking(self, records: Sequence[RawRecord]) -> BatchResult:
-        """Score and deliver; returns once every output record is acknowledged."""
-        result = self.score(records)
-        self.sink.deliver_blocking(self.outputs(result))
-        self.record(result)
-        return result
-
-    async def handle(self, records: Sequence[RawRecord]) -> BatchResult:
-        """:meth:`handle_blocking` with delivery waited for off the event loop."""
-        result = self.score(records)
-        await self.sink.deliver(self.outputs(result))
-        self.record(result)
-        return result
-
     def outputs(self, result: BatchResult) -> list[tuple[str, Sequence]]:  # type: ignore[type-arg]
         return [
             (self.settings.predictions_topic, result.predictions),
@@ -86,12 +74,9 @@ class BatchHandler:
             m.predictions.labels(model_version=version, outcome="churn").inc(result.churned)
             m.predictions.labels(model_version=version, outcome="no_churn").inc(scored - result.churned)
             m.inference_latency.observe(result.inference_seconds)
-            e2e = m.end_to_end_latency.observe
-            for event_time in result.event_times:
-                e2e(max(acked_at - event_time, 0.0))
-            probability = m.probability.observe
-            for p in result.probabilities.tolist():
-                probability(p)
+            latencies = acked_at - np.asarray(result.event_times, dtype=np.float64)
+            m.end_to_end_latency.observe_many(np.maximum(latencies, 0.0))
+            m.probability.observe_many(result.probabilities)
             self._update_drift(result)
         if self.on_batch is not None:
             self.on_batch(result)
