@@ -1,15 +1,17 @@
 """The Faust stream worker: a thin runtime around :func:`scorer.batch.score_batch`.
 
 One agent reads ``customer-events`` as raw bytes in micro-batches
-(``noack_take(max_batch, within=max_wait)``), hands them to
-:class:`scorer.runtime.BatchHandler` (score, produce predictions and dead
-letters, wait for the broker's acknowledgement of every record), and only then
-acknowledges the input events, so Faust commits their offsets only after their
-output is safe (at-least-once; see docs/streaming.md).
+(``noack_take(max_batch, within=max_wait)``). Each batch is scored by
+:class:`scorer.runtime.BatchHandler` and its predictions and dead letters are
+handed to the sink; while they travel to the broker the agent takes and scores
+the next batch (one batch in flight). Once the broker has acknowledged every
+output record of a batch, its input events are acknowledged, in order, so Faust
+commits their offsets only after their output is safe (at-least-once; see
+docs/streaming.md).
 
-On SIGTERM Faust cancels the agent; the batch in flight is shielded from that
-cancellation and finished (delivered and acknowledged) before the worker
-commits and exits.
+On SIGTERM Faust cancels the agent; the batch in flight (and one already
+scored) is finished — delivered and acknowledged — before the worker commits
+and exits.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from monitoring.metrics import ScorerMetrics
 from schemas.settings import Settings
-from scorer.batch import RawRecord
+from scorer.batch import BatchResult, RawRecord
 from scorer.faust_transport import install_fetch_wait
 from scorer.kafka_config import faust_broker_url, faust_credentials
 from scorer.lag import LagReporter, faust_lags
@@ -53,20 +55,8 @@ class ScorerApp:
 
 def to_raw(events: Sequence[Any]) -> list[RawRecord]:
     """Faust events -> library-independent records (raw bytes, position, timestamp)."""
-    out = []
-    for event in events:
-        message = event.message
-        out.append(
-            RawRecord(
-                value=message.value,
-                key=message.key,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                timestamp=message.timestamp,
-            )
-        )
-    return out
+    messages = [event.message for event in events]
+    return [RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp) for m in messages]
 
 
 def faust_consumer_options(settings: Settings) -> dict[str, Any]:
@@ -117,16 +107,29 @@ def create_app(
     )
 
     async def score(stream: Any) -> None:
-        async for events in stream.noack_take(settings.scorer_max_batch, within=settings.scorer_max_wait_s):
-            batch = asyncio.ensure_future(_process(stream, handler, events))
-            try:
-                await asyncio.shield(batch)
-            except asyncio.CancelledError:
-                # Stopping (SIGTERM, rebalance): finish the batch in flight so that its output
-                # is delivered and its offsets acknowledged before the worker commits.
-                log.info("stop requested; finishing the batch in flight (%d events)", len(events))
-                await batch
-                raise
+        # One batch in flight: while batch N travels to the broker, batch N+1 is taken and
+        # scored. Batches finish (acknowledged output, then acknowledged input) in order.
+        in_flight: asyncio.Future[None] | None = None
+        scored: _Scored | None = None
+        try:
+            batches = stream.noack_take(settings.scorer_max_batch, within=settings.scorer_max_wait_s)
+            async for events in batches:
+                scored = _Scored(events, handler.score(to_raw(events)))
+                if in_flight is not None:
+                    await asyncio.shield(in_flight)
+                in_flight = asyncio.ensure_future(_deliver(stream, handler, scored))
+                scored = None
+        except asyncio.CancelledError:
+            # Stopping (SIGTERM, rebalance): finish what is in flight so that its output is
+            # delivered and its input acknowledged before the worker commits.
+            if in_flight is not None and not in_flight.done():
+                log.info("stop requested; finishing the batch in flight")
+                await in_flight
+            if scored is not None:
+                await _deliver(stream, handler, scored)
+            raise
+        if in_flight is not None:
+            await in_flight
 
     app.agent(events_topic, name="score-events")(score)
 
@@ -149,16 +152,24 @@ def create_app(
     return ScorerApp(app=app, handler=handler, provider=provider, settings=settings)
 
 
-async def _process(stream: Any, handler: BatchHandler, events: Sequence[Any]) -> None:
-    """Score and deliver one batch, then acknowledge its events; never raises on bad input."""
-    records = to_raw(events)
+@dataclass
+class _Scored:
+    """A batch of events and its scored output."""
+
+    events: Sequence[Any]
+    result: BatchResult
+
+
+async def _deliver(stream: Any, handler: BatchHandler, scored: _Scored) -> None:
+    """Produce the batch's output, wait until the broker acknowledged it, acknowledge its input."""
+    delivery = handler.sink.submit(handler.outputs(scored.result))
     try:
-        await handler.handle(records)
+        await delivery.wait_async()
     except Exception:
-        # Not bad input (score_batch dead-letters that): a bug or an unexpected client error.
-        # The events stay unacknowledged, so their offsets are never committed by this worker;
-        # stop the worker rather than skip past them.
-        log.exception("batch of %d events failed; stopping without acknowledging it", len(records))
+        # Not bad input (score_batch dead-letters that): an unexpected client error. The events
+        # stay unacknowledged, so this worker never commits their offsets; stop rather than skip.
+        log.exception("delivery of a batch of %d events failed; stopping", len(scored.events))
         raise
-    for event in events:
+    handler.record(scored.result)
+    for event in scored.events:
         await stream.ack(event)

@@ -7,10 +7,11 @@ batch core, sink and metrics as the Faust worker (:class:`scorer.runtime.BatchHa
    ``max_wait`` (``poll``), the rest what the client has already fetched
    (``consume(max_batch - 1, 0)``);
 2. one ``BatchHandler.score`` pass (the same batch core as the Faust worker)
-   turns them into predictions and dead letters, which the sink starts producing;
-3. while they travel to the broker the next batch is consumed and scored (one
-   batch in flight at most); once the sink reports every output record of a
-   batch acknowledged (``acks=all``), its metrics are recorded and its next
+   turns them into predictions and dead letters;
+3. once the previous batch is acknowledged, the sink starts producing this
+   one, and while it travels to the broker the next batch is consumed and
+   scored (one batch in flight at most); once the sink reports every output
+   record of a batch acknowledged (``acks=all``), its metrics are recorded and its next
    offsets committed (asynchronously, explicit offsets; synchronously on revoke
    and on stop), so no offset is committed before its output is on the broker
    (at-least-once, exactly like the Faust worker).
@@ -177,9 +178,10 @@ class NativeScorer:
             return 0
         handler = self.handler
         result = handler.score(records)
-        delivery = handler.sink.submit(handler.outputs(result))
-        self._finish_in_flight()  # the previous batch: acknowledged by now, as a rule
-        self._in_flight = (delivery, result, last)
+        # The previous batch was travelling to the broker while this one was consumed and scored;
+        # it must be acknowledged before this one enters the producer (see scorer.sink).
+        self._finish_in_flight()
+        self._in_flight = (handler.sink.submit(handler.outputs(result)), result, last)
         return len(records)
 
     def _finish_in_flight(self) -> None:
