@@ -117,11 +117,13 @@ def publish(
     bucket = TokenBucket(rate) if rate else None
     next_report = time.monotonic() + progress_every
     try:
-        for event in events:
-            if stop is not None and stop.is_set():
-                break
+        pending = iter(events)
+        while stop is None or not stop.is_set():
             if bucket is not None:
-                bucket.take()
+                bucket.take()  # before the next event is made: a lazily stamped event_time is its send time
+            event = next(pending, None)
+            if event is None:
+                break
             key, value = encode(event)
             publisher.send(key, value)
             if on_progress is not None and time.monotonic() >= next_report:
