@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from schemas.settings import Settings
@@ -37,13 +38,16 @@ class _Failures:
     records: list[tuple[str, OutRecord, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_delivery(self, err: Any, msg: Any) -> None:
-        """A delivery report, sent for failed records only; the record is kept to be produced again."""
+    def on_delivery(self, topic: str, record: OutRecord, err: Any, _msg: Any) -> None:
+        """A delivery report, sent for failed records only; the record is kept to be produced again.
+
+        The record itself is kept, not rebuilt from the report: librdkafka's report carries
+        no headers, and a dead letter without its reason headers would be worthless.
+        """
         if err is None:  # not expected with delivery.report.only.error; nothing to do
             return
-        record = OutRecord(msg.key(), msg.value(), list(msg.headers() or []))
         with self.lock:
-            self.records.append((msg.topic(), record, str(err)))
+            self.records.append((topic, record, str(err)))
 
 
 class Delivery:
@@ -139,7 +143,7 @@ class DeliverySink:
 
     def produce(self, topic: str, records: Sequence[OutRecord], failures: _Failures) -> None:
         producer = self._producer
-        report = failures.on_delivery  # one bound method for the batch, not a closure per record
+        report = failures.on_delivery
         for record in records:
             while True:
                 try:
@@ -148,7 +152,7 @@ class DeliverySink:
                         value=record.value,
                         key=record.key,
                         headers=record.headers,  # type: ignore[arg-type]
-                        on_delivery=report,
+                        on_delivery=partial(report, topic, record),
                     )
                     break
                 except BufferError:  # local queue full: serve delivery reports, then retry
