@@ -146,12 +146,7 @@ def _throughput(
     for repeat in range(repeats):
         for mode in modes:
             tag = f"{mode}-{repeat}-{run_id}"
-            run_settings = settings.with_overrides(
-                events_topic=topic,
-                predictions_topic=f"bench-predictions-{tag}",
-                dlq_topic=f"bench-dlq-{tag}",
-                scorer_app_id=f"bench-{tag}",
-            )
+            run_settings = settings.for_run("bench", tag, events_topic=topic)  # all read one preload
             ensure_topics(run_settings, [run_settings.predictions_topic, run_settings.dlq_topic])
             config = {
                 "count": n,
@@ -193,7 +188,6 @@ def _profiled(command: list[str], out: Path) -> list[str]:
 
 def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) -> dict[str, float]:
     """Run a scorer for real, publish at a steady rate, time event_time -> prediction written/received."""
-    import os
     import signal
     import subprocess
     import time
@@ -210,26 +204,9 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) 
     from scorer.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
-    run = settings.with_overrides(
-        events_topic=f"lat-events-{tag}",
-        predictions_topic=f"lat-predictions-{tag}",
-        dlq_topic=f"lat-dlq-{tag}",
-        scorer_app_id=f"lat-{tag}",
-        scorer_web_port=free_port(),
-    )
+    run = settings.for_run("lat", tag, scorer_web_port=free_port())
     ensure_topics(run)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update(
-        {
-            "CHURN_KAFKA_BOOTSTRAP_SERVERS": run.kafka_bootstrap_servers,
-            "CHURN_MODEL_STORE": str(run.model_store),
-            "CHURN_EVENTS_TOPIC": run.events_topic,
-            "CHURN_PREDICTIONS_TOPIC": run.predictions_topic,
-            "CHURN_DLQ_TOPIC": run.dlq_topic,
-            "CHURN_SCORER_APP_ID": run.scorer_app_id,
-            "CHURN_SCORER_WEB_PORT": str(run.scorer_web_port),
-        }
-    )
+    env = run.child_env("scorer_web_port")
     if mode == "quix":
         import sys
 

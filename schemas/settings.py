@@ -103,3 +103,33 @@ class Settings(BaseSettings):
         """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""
         update = {k: v for k, v in values.items() if v is not None}
         return self.model_copy(update=update) if update else self
+
+    def for_run(self, prefix: str, tag: str, **values: Any) -> Settings:
+        """A copy with topics and a consumer group of its own: ``{prefix}-events-{tag}``, ...
+
+        For runs that must not see each other's records (benchmarks, chaos runs);
+        ``values`` override further fields, e.g. a shared preloaded ``events_topic``.
+        """
+        own = {
+            "events_topic": f"{prefix}-events-{tag}",
+            "predictions_topic": f"{prefix}-predictions-{tag}",
+            "dlq_topic": f"{prefix}-dlq-{tag}",
+            "scorer_app_id": f"{prefix}-{tag}",
+        }
+        return self.with_overrides(**(own | values))
+
+    def child_env(self, *extra: str) -> dict[str, str]:
+        """The environment of a ``churn`` child process that should run with these settings.
+
+        This process's environment without its ``CHURN_*`` variables, plus the broker,
+        model store, topics and consumer group (and the ``extra`` fields) as ``CHURN_*``.
+        """
+        import os
+
+        names = (
+            *("kafka_bootstrap_servers", "model_store", "events_topic", "predictions_topic"),
+            *("dlq_topic", "scorer_app_id", *extra),
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+        env.update({f"CHURN_{name.upper()}": str(getattr(self, name)) for name in names})
+        return env

@@ -15,7 +15,6 @@ a crash) and how many records went to the DLQ (must be none: every event is vali
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -175,25 +174,9 @@ def run_chaos(
     from scorer.topics import ensure_topics
 
     run = uuid.uuid4().hex[:8]
-    settings = settings.with_overrides(
-        events_topic=f"chaos-events-{run}",
-        predictions_topic=f"chaos-predictions-{run}",
-        dlq_topic=f"chaos-dlq-{run}",
-        scorer_app_id=f"chaos-scorer-{run}",
-    )
+    settings = settings.for_run("chaos", run)
     ensure_topics(settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update(
-        {
-            "CHURN_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "CHURN_MODEL_STORE": str(settings.model_store),
-            "CHURN_EVENTS_TOPIC": settings.events_topic,
-            "CHURN_PREDICTIONS_TOPIC": settings.predictions_topic,
-            "CHURN_DLQ_TOPIC": settings.dlq_topic,
-            "CHURN_SCORER_APP_ID": settings.scorer_app_id,
-            "CHURN_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        }
-    )
+    env = settings.child_env("topic_partitions")
     workdir.mkdir(parents=True, exist_ok=True)
     report = ChaosReport(events=events, rate=rate, kills=kills, workers=workers)
     batch = synthetic_events(events, seed=seed)

@@ -188,3 +188,25 @@ def test_dead_letter_headers_round_trip() -> None:
         "failed_at",
     ]
     assert DeadLetter.from_headers(headers) == letter
+
+
+def test_a_run_gets_topics_and_a_group_of_its_own_and_its_children_get_them_by_env(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from schemas.settings import Settings
+
+    monkeypatch.setenv("CHURN_EVENTS_TOPIC", "from-the-parent")
+    monkeypatch.setenv("UNRELATED", "kept")
+    run = Settings(kafka_bootstrap_servers="h:1").for_run("bench", "t1", events_topic="preloaded")
+    assert (run.events_topic, run.predictions_topic, run.dlq_topic, run.scorer_app_id) == (
+        "preloaded",
+        "bench-predictions-t1",
+        "bench-dlq-t1",
+        "bench-t1",
+    )
+    env = run.child_env("topic_partitions")
+    assert env["UNRELATED"] == "kept"
+    assert env["CHURN_EVENTS_TOPIC"] == "preloaded"
+    assert env["CHURN_KAFKA_BOOTSTRAP_SERVERS"] == "h:1"
+    assert env["CHURN_TOPIC_PARTITIONS"] == str(run.topic_partitions)
+    assert not any(v == "from-the-parent" for v in env.values())
