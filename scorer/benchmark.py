@@ -6,7 +6,6 @@ events from the start of a topic with a fresh consumer group and writes
 
 - ``raw``: confluent-kafka consume -> produce the same bytes -> commit (no scoring: the ceiling);
 - ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
-- ``iterate``: a Faust agent that iterates event by event (``async for``), doing nothing;
 - ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`);
 - ``quix``: the Quix Streams peer (:mod:`scorer.quix_peer`);
 - ``native``: the native engine (:class:`scorer.native.NativeScorer`).
@@ -57,6 +56,16 @@ class _Meter:
 
     def done(self) -> bool:
         return self.handled >= self.count
+
+    def batch_or_exit(self, n: int) -> None:
+        """Count a batch; once ``count`` events are handled, write the result and end the process.
+
+        For Faust workers, whose shutdown would otherwise be timed too.
+        """
+        self.batch(n)
+        if self.done():
+            self.finish()
+            os._exit(0)
 
     def finish(self) -> None:
         seconds = time.perf_counter() - (self.started or time.perf_counter())
@@ -199,28 +208,9 @@ def run_floor(config: dict[str, Any], meter: _Meter) -> None:
             meter.arrived()
             for event in events:
                 await stream.ack(event)
-            meter.batch(len(events))
-            if meter.done():
-                meter.finish()
-                os._exit(0)
+            meter.batch_or_exit(len(events))
 
     app.agent(topic, name="floor")(floor)
-    _run_worker(app)
-
-
-def run_iterate(config: dict[str, Any], meter: _Meter) -> None:
-    settings = _settings(config)
-    app = _faust_app(settings)
-    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
-
-    async def iterate(stream: Any) -> None:
-        async for _event in stream.events():
-            meter.batch(1)
-            if meter.done():
-                meter.finish()
-                os._exit(0)
-
-    app.agent(topic, name="iterate")(iterate)
     _run_worker(app)
 
 
@@ -233,13 +223,7 @@ def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
     provider, metrics = _provider(settings)
     scorer = create_app(settings, provider, metrics)
 
-    def on_batch(result: Any) -> None:
-        meter.batch(result.consumed)
-        if meter.done():
-            meter.finish()
-            os._exit(0)
-
-    scorer.handler.on_batch = on_batch
+    scorer.handler.on_batch = lambda result: meter.batch_or_exit(result.consumed)
     original = scorer.handler.score
 
     def timed_score(records: Any) -> Any:
@@ -254,7 +238,6 @@ def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
 RUNNERS = {
     "raw": run_raw,
     "floor": run_floor,
-    "iterate": run_iterate,
     "scorer": run_scorer,
     "quix": run_quix,
     "native": run_native,
