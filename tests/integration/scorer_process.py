@@ -69,6 +69,13 @@ class ScorerProcess:
                 total += float(value)
         return total
 
+    def wait_consumed(self, at_least: int, timeout: float = 60.0, poll_s: float = 0.05) -> None:
+        """Block until ``churn_events_consumed_total`` reaches ``at_least``; fail if the scorer dies."""
+        deadline = time.monotonic() + timeout
+        while self.metric("churn_events_consumed_total") < at_least:
+            assert time.monotonic() < deadline and self.running(), self.tail()
+            time.sleep(poll_s)
+
     def wait_metrics(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -42,13 +42,9 @@ def _seconds_to_consume(scorer: ScorerProcess, total: int, timeout: float = 120.
     """Seconds from the first consumed event to the last (scraped every 20 ms)."""
     scorer.wait_metrics()
     deadline = time.monotonic() + timeout
-    while scorer.metric("churn_events_consumed_total") == 0:
-        assert time.monotonic() < deadline and scorer.running(), scorer.tail()
-        time.sleep(0.02)
+    scorer.wait_consumed(1, timeout, poll_s=0.02)
     started = time.monotonic()
-    while scorer.metric("churn_events_consumed_total") < total:
-        assert time.monotonic() < deadline and scorer.running(), scorer.tail()
-        time.sleep(0.02)
+    scorer.wait_consumed(total, deadline - started, poll_s=0.02)
     return time.monotonic() - started
 
 

@@ -137,10 +137,7 @@ def test_a_worker_killed_mid_stream_loses_nothing_after_restart(
     kafka.produce(topics["events"], _keyed(events))
     scorer = start_scorer("--max-batch", "200")
     scorer.wait_metrics()
-    deadline = time.monotonic() + 60
-    while scorer.metric("churn_events_consumed_total") < 2000:
-        assert time.monotonic() < deadline, scorer.tail()
-        time.sleep(0.05)
+    scorer.wait_consumed(2000)
     scorer.kill()  # SIGKILL: no flush, no commit
     before = kafka.count(topics["predictions"])
     assert 0 < before < len(events), "the kill should land mid-stream"
@@ -162,10 +159,7 @@ def test_sigterm_mid_stream_finishes_the_batch_commits_and_exits_0(
     kafka.produce(topics["events"], _keyed(events))
     scorer = start_scorer("--max-batch", "200")
     scorer.wait_metrics()
-    deadline = time.monotonic() + 60
-    while scorer.metric("churn_events_consumed_total") < 3000:
-        assert time.monotonic() < deadline, scorer.tail()
-        time.sleep(0.05)
+    scorer.wait_consumed(3000)
     asked = time.monotonic()
     assert scorer.stop(signal.SIGTERM, timeout=10) == 0, scorer.tail()  # raises after 10 s
     print(f"SIGTERM mid-stream: exited 0 after {time.monotonic() - asked:.2f} s")
