@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from schemas.events import CustomerEvent, DeadLetter
 from schemas.features import SCHEMA_VERSION
 from scorer import errors
-from scorer.fast_check import check_batch, columns_of
+from scorer.fast_check import columns_of, read_batch
 
 
 class BatchPredictor(Protocol):
@@ -117,9 +117,9 @@ def score_batch(
 ) -> BatchResult:
     """Decode, validate and score ``records``; one output record per input record.
 
-    Records are decoded one by one; the decoded batch is validated column by
-    column (:func:`scorer.fast_check.check_batch`), and only the rows that fast
-    path cannot vouch for are validated with the pydantic model, which also
+    The whole batch is decoded and validated in C by the fast path
+    (:func:`scorer.fast_check.read_batch`); only the rows it cannot vouch for
+    are decoded with orjson and validated with the pydantic model, which also
     words the error of a record it refuses.
     """
     started = time.perf_counter()
@@ -128,32 +128,20 @@ def score_batch(
     result = BatchResult(model_version=predictor.version)
     refused: list[tuple[int, str, str]] = []  # (row, error_type, message)
 
-    decoded: list[dict[str, Any]] = []
-    decoded_rows: list[int] = []
-    for row, record in enumerate(records):
+    fast = read_batch(_fast_candidates(records, limits.max_event_bytes))
+    events, times = fast.events, fast.event_times
+    for row in fast.slow:
         try:
-            decoded.append(_decode(record, limits.max_event_bytes))
+            event = _model_validate(_decode(records[row], limits.max_event_bytes))
         except _RejectedError as exc:
             refused.append((row, exc.error_type, exc.message))
             continue
-        decoded_rows.append(row)
-
-    check = check_batch(decoded)
-    times = check.event_times
-    modelled: dict[int, dict[str, Any]] = {}  # position in decoded -> the model's field values
-    for j in check.slow:
-        try:
-            event = _model_validate(decoded[j])
-        except _RejectedError as exc:
-            refused.append((decoded_rows[j], exc.error_type, exc.message))
-            continue
-        modelled[j] = event.__dict__
-        times[j] = event.event_time
-    slow = set(check.slow)
-    valid = [j for j in range(len(decoded)) if j not in slow or j in modelled]
+        events[row] = event
+        times[row] = event.event_time
+    valid: Sequence[int] = [row for row, event in enumerate(events) if event is not None]
 
     latest_allowed = now + limits.max_future_skew_s
-    timestamps = [times[j].timestamp() for j in valid]  # type: ignore[union-attr]
+    timestamps = [times[row].timestamp() for row in valid]  # type: ignore[union-attr]
     if timestamps and max(timestamps) > latest_allowed:
         keep = [k for k, ts in enumerate(timestamps) if ts <= latest_allowed]
         for k, ts in enumerate(timestamps):
@@ -161,22 +149,35 @@ def score_batch(
                 when = times[valid[k]].isoformat()  # type: ignore[union-attr]
                 skew = limits.max_future_skew_s
                 message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
-                refused.append((decoded_rows[valid[k]], errors.EVENT_FROM_FUTURE, message))
+                refused.append((valid[k], errors.EVENT_FROM_FUTURE, message))
         valid = [valid[k] for k in keep]
         timestamps = [timestamps[k] for k in keep]
 
     for row, error_type, message in sorted(refused, key=lambda r: r[0]):
         _dead_letter(result, records[row], error_type, message, failed_at)
     if valid:
-        if len(valid) == len(decoded) and not modelled:
-            columns = check.columns  # the common case: every record passed the fast path
-        else:
-            columns = columns_of([modelled.get(j) or decoded[j] for j in valid])
-        valid_times: list[datetime] = [times[j] for j in valid]  # type: ignore[misc]
-        raws = [records[decoded_rows[j]] for j in valid]
+        columns = columns_of([events[row] for row in valid])
+        valid_times: list[datetime] = [times[row] for row in valid]  # type: ignore[misc]
+        raws = [records[row] for row in valid]
         _score(result, columns, valid_times, timestamps, raws, predictor, now, failed_at)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _fast_candidates(records: Sequence[RawRecord], max_bytes: int) -> list[bytes]:
+    """Each record's value for the fast path; b"" (never canonical) for one it must not take.
+
+    A record with no key or an oversize value is refused even when its value is
+    a valid event, so it goes to the slow path, which says why.
+    """
+    values = [record.value for record in records]
+    keys = [record.key for record in records]
+    if None not in values and None not in keys and max(map(len, values), default=0) <= max_bytes:  # type: ignore[arg-type]
+        return values  # type: ignore[return-value]
+    return [
+        value if value is not None and record.key is not None and len(value) <= max_bytes else b""
+        for value, record in zip(values, records, strict=True)
+    ]
 
 
 def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
