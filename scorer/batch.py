@@ -313,14 +313,13 @@ def _score(
     version = predictor.version
     version_header = ("model_version", version.encode())
     threshold = predictor.threshold
-    scored_at = datetime.fromtimestamp(now, UTC)
+    scored_at = datetime.fromtimestamp(now, UTC).isoformat()  # as orjson writes a datetime
     decisions = (probabilities >= threshold).tolist()
-    dumps = orjson.dumps
-    append = result.predictions.append
     ids = columns["event_id"]
-    rows = zip(ids, columns["customer_id"], event_times, probabilities.tolist(), decisions, strict=True)
-    for event_id, customer_id, event_time, probability, churn in rows:
-        payload = {
+    customer_ids = columns["customer_id"]
+    rows = zip(ids, customer_ids, event_times, probabilities.tolist(), decisions, strict=True)
+    payloads = [
+        {
             "event_id": event_id,
             "customer_id": customer_id,
             "churn_probability": probability,
@@ -331,8 +330,11 @@ def _score(
             "event_time": event_time,
             "schema_version": SCHEMA_VERSION,
         }
-        headers = [("event_id", event_id.encode()), version_header]
-        append(OutRecord(customer_id.encode(), dumps(payload), headers))
+        for event_id, customer_id, event_time, probability, churn in rows
+    ]
+    headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
+    keys = map(str.encode, customer_ids)
+    result.predictions.extend(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
     result.event_times = timestamps
     result.probabilities = probabilities
     result.churned = int(sum(decisions))

@@ -76,6 +76,7 @@ _REQUIRED: Final = len(CanonicalEvent.__struct_fields__) - 2
 #: The string fields whose text may hold colons (the vocabularies hold none).
 _FREE_TEXT: Final = ("customer_id", "event_id", "event_time")
 _OPTIONALS: Final = ("total_charges", "schema_version")
+_TZINFO: Final = attrgetter("tzinfo")
 _OPTIONAL: Final = attrgetter(*_OPTIONALS)
 
 
@@ -187,8 +188,12 @@ def _parse_times(events: list[Any]) -> list[datetime | None]:
         except ValueError:  # e.g. month 13
             parsed = []
         if parsed:
+            if None in map(_TZINFO, parsed):  # naive times are UTC, as in the model
+                parsed = [when if when.tzinfo is not None else when.replace(tzinfo=UTC) for when in parsed]
+            if len(parsed) == len(events):
+                return parsed  # type: ignore[return-value]
             for row, when in zip(rows, parsed, strict=True):
-                times[row] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+                times[row] = when
             return times
     for row, value in zip(rows, column, strict=True):
         times[row] = _parse_time(value)
