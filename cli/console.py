@@ -32,8 +32,9 @@ def setup_logging(level: str = "INFO") -> None:
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error for a person and exit with ``code``."""
     import typer
+    from rich.markup import escape
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

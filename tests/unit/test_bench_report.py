@@ -1,0 +1,51 @@
+"""How `churn bench stream` reports its runs, and how the CLI words an error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import typer
+
+from cli.bench_stream import _latency_cell, _report
+from cli.console import fail
+from schemas.settings import Settings
+
+
+def _lat(p50: float, p99: float, count: int = 100, expected: int = 100) -> dict[str, float]:
+    return {"p50_ms": p50, "p99_ms": p99, "count": count, "expected": expected}
+
+
+def test_a_latency_cell_is_the_median_of_the_runs_with_each_p99() -> None:
+    runs = [_lat(8.0, 18.0), _lat(9.0, 74.0), _lat(7.0, 25.0, count=90)]
+    assert _latency_cell("native", runs) == "8.0 / 25.0 (18.0, 74.0, 25.0 90/100)"
+    assert _latency_cell("floor", []) == "n/a"
+    assert _latency_cell("native", []) == "not measured"
+
+
+def test_the_report_has_one_column_per_latency_rate_and_the_same_run_ratios() -> None:
+    results: dict[str, list[dict[str, float]]] = {
+        "floor": [{"rate": r, "rss_mb": 200.0} for r in (13_000.0, 14_000.0, 15_000.0)],
+        "scorer": [{"rate": r, "rss_mb": 220.0} for r in (12_000.0, 13_000.0, 11_000.0)],
+        "native": [{"rate": r, "rss_mb": 190.0} for r in (120_000.0, 130_000.0, 140_000.0)],
+    }
+    latency = {("scorer", 1000.0): [_lat(30.0, 60.0)], ("native", 1000.0): [_lat(5.0, 10.0)]}
+    manifest: dict[str, Any] = {"selected_model": "m", "version": "v"}
+    text = _report(results, latency, 50_000, 3, manifest, "machine", "broker", Settings())
+    header = next(line for line in text.splitlines() if line.startswith("| variant"))
+    assert header.count("|") == 6  # variant, events/s, runs, RSS, one latency rate
+    assert "| 130,000 | 120,000, 130,000, 140,000 | 190 | 5.0 / 10.0 (10.0) |" in text
+    assert "native / Faust scorer: **10.83**" in text  # 130,000 / 12,000
+    assert "Faust scorer / Faust floor: 0.86" in text  # 12,000 / 14,000
+
+
+def test_without_latency_runs_the_table_has_no_empty_column() -> None:
+    results = {"native": [{"rate": 1.0, "rss_mb": 1.0}]}
+    text = _report(results, {}, 1, 1, {}, "machine", "broker", Settings())
+    assert "| variant | events/s (median) | runs | RSS MiB |\n" in text
+
+
+def test_an_error_message_is_printed_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(typer.Exit):
+        fail("--profile needs py-spy: pip install -e '.[bench]'")
+    assert "pip install -e '.[bench]'" in capsys.readouterr().err
