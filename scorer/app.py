@@ -120,6 +120,8 @@ def create_app(
                 in_flight = asyncio.ensure_future(_deliver(stream, handler, scored))
                 scored = None
         except asyncio.CancelledError:
+            if in_flight is not None and _failed(in_flight):
+                raise  # the worker is crashing (see _deliver): deliver nothing more
             # Stopping (SIGTERM, rebalance): finish what is in flight so that its output is
             # delivered and its input acknowledged before the worker commits.
             if in_flight is not None and not in_flight.done():
@@ -131,7 +133,15 @@ def create_app(
         if in_flight is not None:
             await in_flight
 
-    app.agent(events_topic, name="score-events")(score)
+    # If the agent fails (not bad input: score_batch dead-letters that; an unexpected client
+    # error), Faust's default supervisor would start a fresh agent that carries on after the
+    # failed batch's unacknowledged events: they would not be scored again until a restart, and
+    # no offset could be committed past them. Crash the worker instead: it exits non-zero, its
+    # supervisor (docker-compose, churn up, systemd...) restarts it, and it resumes from the
+    # last commit.
+    from mode.supervisors import CrashingSupervisor
+
+    app.agent(events_topic, name="score-events", supervisor_strategy=CrashingSupervisor)(score)
 
     async def follow_promoted_model() -> None:
         loop = asyncio.get_running_loop()
@@ -160,15 +170,21 @@ class _Scored:
     result: BatchResult
 
 
+def _failed(future: asyncio.Future[None]) -> bool:
+    """Whether ``future`` ended with an exception (which this call marks as retrieved)."""
+    return future.done() and not future.cancelled() and future.exception() is not None
+
+
 async def _deliver(stream: Any, handler: BatchHandler, scored: _Scored) -> None:
     """Produce the batch's output, wait until the broker acknowledged it, acknowledge its input."""
-    delivery = handler.sink.submit(handler.outputs(scored.result))
     try:
-        await delivery.wait_async()
-    except Exception:
+        await handler.sink.submit(handler.outputs(scored.result)).wait_async()
+    except Exception as exc:
         # Not bad input (score_batch dead-letters that): an unexpected client error. The events
         # stay unacknowledged, so this worker never commits their offsets; stop rather than skip.
-        log.exception("delivery of a batch of %d events failed; stopping", len(scored.events))
+        # Crash the app now: the agent may be waiting for a next batch that does not come.
+        log.exception("delivery of a batch of %d events failed; stopping the worker", len(scored.events))
+        await stream.app.crash(exc)
         raise
     handler.record(scored.result)
     for event in scored.events:
