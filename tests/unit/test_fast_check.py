@@ -287,3 +287,13 @@ def test_fast_and_model_paths_write_the_same_prediction(predictor: Any) -> None:
     assert not result.dead_letters
     first, second = (orjson.loads(p.value or b"") for p in result.predictions)
     assert first == second
+
+
+def test_the_colon_count_rests_on_facts_about_the_struct() -> None:
+    """The repeated-key check assumes colon-free vocabularies and the two optional fields last."""
+    from schemas.features import CATEGORIES
+    from scorer.fast_check import CanonicalEvent
+
+    assert not any(":" in level for levels in CATEGORIES.values() for level in levels)
+    assert CanonicalEvent.__struct_fields__[-2:] == ("total_charges", "schema_version")
+    assert set(CanonicalEvent.__struct_fields__) == set(FIELDS)
