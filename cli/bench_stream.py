@@ -253,7 +253,7 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) 
             if publisher.poll() is None:
                 publisher.terminate()
             publisher.wait(timeout=30)
-            latencies = _read_latencies(run, expected, idle_s=3.0, timeout_s=30.0)
+            latencies = _read_latencies(run, expected)
         rss_end = rss_mb(scorer.pid)
     finally:
         scorer.send_signal(signal.SIGTERM)
@@ -283,39 +283,21 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) 
     }
 
 
-def _read_latencies(run: Any, expected: int, idle_s: float, timeout_s: float) -> list[tuple[float, float]]:
-    """(event_time, written - event_time) of each prediction on the run's topic, read from the start.
-
-    Reads until ``expected`` predictions arrived, nothing arrived for ``idle_s``, or ``timeout_s``.
-    """
-    import time
+def _read_latencies(run: Any, expected: int) -> list[tuple[float, float]]:
+    """(event_time, written - event_time) of each prediction on the run's topic, read from the start."""
     from datetime import datetime
 
     import orjson
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    from scorer.kafka_config import confluent_consumer
+    from scorer.topics import read_topic
 
-    consumer = Consumer(confluent_consumer(run, "lat-reader", **{"enable.auto.commit": False}))
-    topic = run.predictions_topic
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])  # no group
     latencies: list[tuple[float, float]] = []
-    deadline = time.monotonic() + timeout_s
-    last = time.monotonic()
-    try:
-        while len(latencies) < expected and time.monotonic() < deadline and time.monotonic() - last < idle_s:
-            for message in consumer.consume(5000, timeout=0.2):
-                if message.error() is not None:
-                    continue
-                last = time.monotonic()
-                event_time = orjson.loads(message.value() or b"{}").get("event_time")
-                if event_time:
-                    sent = datetime.fromisoformat(event_time).timestamp()
-                    written = message.timestamp()[1] / 1000  # CreateTime: set by the scorer's producer
-                    latencies.append((sent, written - sent))
-    finally:
-        consumer.close()
+    for message in read_topic(run, run.predictions_topic, idle_s=3.0, limit=expected, timeout_s=30.0):
+        event_time = orjson.loads(message.value() or b"{}").get("event_time")
+        if event_time:
+            sent = datetime.fromisoformat(event_time).timestamp()
+            written = message.timestamp()[1] / 1000  # CreateTime: set by the scorer's producer
+            latencies.append((sent, written - sent))
     return latencies
 
 

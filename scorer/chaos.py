@@ -31,7 +31,7 @@ import orjson
 
 from schemas.settings import Settings
 from scorer.broker import free_port
-from scorer.kafka_config import confluent_consumer, confluent_producer
+from scorer.kafka_config import confluent_producer
 
 log = logging.getLogger(__name__)
 
@@ -137,26 +137,6 @@ def _produce_steadily(
     report.produced = len(events) - remaining - len(failures)
 
 
-def _read_all(settings: Settings, topic: str, idle_s: float) -> list[bytes]:
-    """Every record of ``topic`` (assigned directly: no group join to wait for)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    consumer = Consumer(confluent_consumer(settings, f"churn-chaos-audit-{uuid.uuid4().hex[:8]}"))
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    values: list[bytes] = []
-    last = time.monotonic()
-    try:
-        while time.monotonic() - last < idle_s:
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is None:
-                    values.append(message.value() or b"")
-                    last = time.monotonic()
-    finally:
-        consumer.close()
-    return values
-
-
 def run_chaos(
     settings: Settings,
     workdir: Path,
@@ -171,7 +151,7 @@ def run_chaos(
 ) -> ChaosReport:
     """One chaos run on fresh topics of ``settings``' broker; see the module docstring."""
     from producer.events import synthetic_events
-    from scorer.topics import ensure_topics
+    from scorer.topics import ensure_topics, read_topic
 
     run = uuid.uuid4().hex[:8]
     settings = settings.for_run("chaos", run)
@@ -213,7 +193,8 @@ def run_chaos(
         seen: Counter[str] = Counter()
         while time.monotonic() - drain_started < drain_timeout_s:
             seen = Counter(
-                orjson.loads(v)["event_id"] for v in _read_all(settings, settings.predictions_topic, 2.0)
+                orjson.loads(m.value())["event_id"]
+                for m in read_topic(settings, settings.predictions_topic, idle_s=2.0)
             )
             if wanted <= set(seen):
                 break
@@ -223,7 +204,7 @@ def run_chaos(
         report.unique_scored = len(set(seen) & wanted)
         report.missing = len(wanted - set(seen))
         report.duplicates = report.predictions - len(seen)
-        report.dead_letters = len(_read_all(settings, settings.dlq_topic, 1.0))
+        report.dead_letters = len(read_topic(settings, settings.dlq_topic, idle_s=1.0))
     finally:
         for worker in pool:
             worker.stop()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from schemas.settings import Settings
-from scorer.kafka_config import confluent_common
+from scorer.kafka_config import confluent_common, confluent_consumer
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +38,33 @@ def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: f
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another worker won the race
                 raise
     return created
+
+
+def read_topic(
+    settings: Settings, topic: str, *, idle_s: float, limit: int | None = None, timeout_s: float | None = None
+) -> list[Any]:
+    """The records of ``topic`` from its start (confluent-kafka messages), for audits and benchmarks.
+
+    Partitions are assigned directly: no consumer group, so no join to wait for and no
+    offsets committed. Reads until nothing arrived for ``idle_s``, ``limit`` records were
+    read, or ``timeout_s`` passed.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(confluent_consumer(settings, "churn-topic-reader", **{"enable.auto.commit": False}))
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    messages: list[Any] = []
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < idle_s and (limit is None or len(messages) < limit):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            for message in consumer.consume(5000, timeout=0.2):
+                if message.error() is None:
+                    messages.append(message)
+                    last = time.monotonic()
+    finally:
+        consumer.close()
+    return messages
