@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,26 +9,24 @@ import time
 import urllib.request
 from pathlib import Path
 
+from schemas.settings import Settings
 from scorer.broker import free_port
 
 CHURN = str(Path(sys.executable).with_name("churn"))
 
 
 def scorer_env(bootstrap: str, store: Path, topics: dict[str, str], group: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update(
-        {
-            "CHURN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "CHURN_MODEL_STORE": str(store),
-            "CHURN_EVENTS_TOPIC": topics["events"],
-            "CHURN_PREDICTIONS_TOPIC": topics["predictions"],
-            "CHURN_DLQ_TOPIC": topics["dlq"],
-            "CHURN_SCORER_APP_ID": group,
-            "CHURN_SCORER_WEB_PORT": str(free_port()),
-            "CHURN_TOPIC_PARTITIONS": "4",
-        }
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap,
+        model_store=store,
+        events_topic=topics["events"],
+        predictions_topic=topics["predictions"],
+        dlq_topic=topics["dlq"],
+        scorer_app_id=group,
+        scorer_web_port=free_port(),
+        topic_partitions=4,
     )
-    return env
+    return settings.child_env("scorer_web_port", "topic_partitions")
 
 
 class ScorerProcess:
