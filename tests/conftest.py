@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from kafka_tools import KafkaTools
 
-from tests.prometheus import PrometheusServer
+from tests.support.kafka_tools import KafkaTools
+from tests.support.prometheus import PrometheusServer
 
 log = logging.getLogger(__name__)
 

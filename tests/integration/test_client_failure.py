@@ -14,10 +14,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess, scorer_env
 
 from producer.events import synthetic_events
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess, scorer_env
 
 pytestmark = pytest.mark.integration
 

@@ -19,14 +19,14 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
-from scorer_process import CHURN, ScorerProcess, scorer_env
-from tls_certs import Pki, make_pki
-from tls_proxy import TlsProxy
 
 from schemas.settings import Settings
 from scorer.broker import EmbeddedBroker, free_port, kafka_ready
 from scorer.kafka_config import confluent_consumer
 from scorer.topics import ensure_topics
+from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
+from tests.support.tls_certs import Pki, make_pki
+from tests.support.tls_proxy import TlsProxy
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from bad_records import Bad, bad_records
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess
 
 from producer.events import synthetic_events
 from schemas.events import DeadLetter
+from tests.support.bad_records import Bad, bad_records
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -6,13 +6,13 @@ import csv
 from typing import Any
 
 import pytest
-from api_support import Store, store_copy
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app as churn
 from schemas.settings import Settings
+from tests.support.api_support import Store, store_copy
 from training.data import to_telco_csv
 from training.synthetic import generate
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import store_copy
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -25,6 +24,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from api.app import create_app
 from schemas.settings import Settings
+from tests.support.api_support import store_copy
 
 OPERATIONS = [
     ("POST", "/predict"),

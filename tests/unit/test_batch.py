@@ -10,12 +10,12 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from bad_records import bad_records
 
 from producer.events import synthetic_events
 from schemas.events import ChurnPrediction, DeadLetter
 from scorer import errors
 from scorer.batch import BatchLimits, RawRecord, score_batch
+from tests.support.bad_records import bad_records
 
 LIMITS = BatchLimits(max_event_bytes=64 * 1024, max_future_skew_s=300.0)
 

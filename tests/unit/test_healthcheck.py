@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from monitoring import healthcheck
-from tests.prometheus import free_port
+from tests.support.prometheus import free_port
 
 
 class Handler(BaseHTTPRequestHandler):

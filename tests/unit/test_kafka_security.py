@@ -15,7 +15,6 @@ from typing import Any
 import confluent_kafka
 import confluent_kafka.admin
 import pytest
-from tls_certs import Pki, make_pki
 from typer.testing import CliRunner
 
 from schemas.settings import Settings
@@ -26,6 +25,7 @@ from scorer.kafka_config import (
     faust_credentials,
     redacted,
 )
+from tests.support.tls_certs import Pki, make_pki
 
 PASSWORD = "s3cr3t-pa55word-never-logged"
 

@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from api_support import Store, records, store_copy, tamper
 
 from models.live import LiveModel
 from models.predictor import Predictor
 from models.registry import MODEL_FILE, ModelRegistry
+from tests.support.api_support import Store, records, store_copy, tamper
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from monitoring import prometheus_config, promql
-from tests.prometheus import find_binary
+from tests.support.prometheus import find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"

@@ -27,7 +27,7 @@ from prometheus_client import start_http_server
 
 from monitoring import promql
 from monitoring.metrics import ApiMetrics, ScorerMetrics, set_model_info
-from tests.prometheus import PrometheusServer, free_port
+from tests.support.prometheus import PrometheusServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "churn.json"
