@@ -25,12 +25,12 @@ from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
 from api.rate_limit import RateLimit
 from api.routes import build_router
 from api.state import ServiceState
+from config.settings import Settings
 from models.live import LiveModel
 from models.predictor import Predictor
 from models.registry import ModelRegistry
 from monitoring.metrics import ApiMetrics, set_model_info
 from schemas.features import FLAG_FEATURES, YES_NO_FEATURES
-from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from api.errors import ApiError, error_responses
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
-from schemas.events import ChurnPrediction, PredictRequest
+from schemas.events import PredictRequest
 from schemas.features import SCHEMA_VERSION
+from schemas.predictions import ChurnPrediction
 
 
 def _json(content: Any, status_code: int = 200) -> Response:

@@ -6,9 +6,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from config.settings import Settings
 from models.live import LiveModel, ReloadResult
 from monitoring.metrics import ApiMetrics
-from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
+from config.settings import Settings
 from producer.rate import TokenBucket
 from schemas.events import CustomerEvent
-from schemas.settings import Settings
 from scorer.kafka_config import confluent_producer
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
 from scorer.batch import BatchResult, RawRecord
 from scorer.faust_transport import install_fetch_wait
 from scorer.kafka_config import faust_broker_url, faust_credentials

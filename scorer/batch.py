@@ -28,9 +28,10 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import CustomerEvent, DeadLetter
+from schemas import dead_letters
+from schemas.dead_letters import DeadLetter
+from schemas.events import CustomerEvent
 from schemas.features import SCHEMA_VERSION
-from scorer import errors
 from scorer.fast_check import columns_of, read_batch
 
 
@@ -149,7 +150,7 @@ def score_batch(
                 when = times[valid[k]].isoformat()  # type: ignore[union-attr]
                 skew = limits.max_future_skew_s
                 message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
-                refused.append((valid[k], errors.EVENT_FROM_FUTURE, message))
+                refused.append((valid[k], dead_letters.EVENT_FROM_FUTURE, message))
         valid = [valid[k] for k in keep]
         timestamps = [timestamps[k] for k in keep]
 
@@ -184,23 +185,25 @@ def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
     """The record's value as a JSON object, or the reason it is not one."""
     value = record.value
     if not value or value.isspace():
-        raise _RejectedError(errors.EMPTY_VALUE, "record value is empty")
+        raise _RejectedError(dead_letters.EMPTY_VALUE, "record value is empty")
     if record.key is None:
         # Producers key events by customer_id so that one customer's events stay in order on
         # one partition; an unkeyed event may overtake or trail that customer's others.
-        raise _RejectedError(errors.MISSING_KEY, "record has no key; key events by customer_id")
+        raise _RejectedError(dead_letters.MISSING_KEY, "record has no key; key events by customer_id")
     if len(value) > max_bytes:
-        raise _RejectedError(errors.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}")
+        raise _RejectedError(
+            dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
+        )
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise _json_error(value, exc) from None
     if not isinstance(obj, dict):
         kind = "array" if isinstance(obj, list) else type(obj).__name__
-        raise _RejectedError(errors.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
+        raise _RejectedError(dead_letters.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
     duplicate = _duplicate_key(value, obj)
     if duplicate is not None:
-        raise _RejectedError(errors.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
+        raise _RejectedError(dead_letters.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
     return obj
 
 
@@ -209,11 +212,11 @@ def _model_validate(obj: dict[str, Any]) -> CustomerEvent:
     try:
         event = CustomerEvent.model_validate(obj)
     except ValidationError as exc:
-        error_type, message, _ = errors.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
+        error_type, message, _ = dead_letters.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
         raise _RejectedError(error_type, message) from None
     if event.schema_version > SCHEMA_VERSION:
         raise _RejectedError(
-            errors.UNSUPPORTED_SCHEMA_VERSION,
+            dead_letters.UNSUPPORTED_SCHEMA_VERSION,
             f"schema_version: {event.schema_version} is newer than this scorer's {SCHEMA_VERSION}",
         )
     return event
@@ -225,14 +228,14 @@ def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> _RejectedError:
     except UnicodeDecodeError as bad:
         where = _key_before(value, bad.start)
         message = f"{where}value is not UTF-8: invalid byte at position {bad.start}"
-        return _RejectedError(errors.NOT_UTF8, message)
+        return _RejectedError(dead_letters.NOT_UTF8, message)
     position = exc.pos
     at = len(text[:position].encode())  # orjson reports characters; the regex works on bytes
     if "infinity" in exc.msg or any(value.startswith(t, at) for t in _NON_FINITE_TOKENS):
         where = _key_before(value, at + 1)
-        return _RejectedError(errors.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
-    message = errors.clip(f"not valid JSON: {exc.msg} (character {position})")
-    return _RejectedError(errors.INVALID_JSON, message)
+        return _RejectedError(dead_letters.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
+    message = dead_letters.clip(f"not valid JSON: {exc.msg} (character {position})")
+    return _RejectedError(dead_letters.INVALID_JSON, message)
 
 
 def _key_before(value: bytes, position: int) -> str:
@@ -277,7 +280,7 @@ def _dead_letter(
 ) -> None:
     letter = DeadLetter(
         error_type=error_type,
-        error_message=errors.clip(message),
+        error_message=dead_letters.clip(message),
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
@@ -306,7 +309,7 @@ def _score(
     except Exception as exc:
         message = f"model {predictor.version} failed on this batch: {type(exc).__name__}: {exc}"
         for raw in raws:
-            _dead_letter(result, raw, errors.SCORING_FAILED, message, failed_at)
+            _dead_letter(result, raw, dead_letters.SCORING_FAILED, message, failed_at)
         return
     result.inference_seconds = time.perf_counter() - inference_started
 

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 
 def rss_mb(pid: int | None = None) -> float:

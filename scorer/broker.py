@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from schemas.settings import Settings
+    from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.broker import free_port
 from scorer.kafka_config import confluent_producer
 

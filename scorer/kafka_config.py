@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.batch import BatchResult, RawRecord
 from scorer.kafka_config import confluent_consumer
 from scorer.lag import LagReporter

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from config.settings import Settings
 from schemas.events import CustomerEvent
 from schemas.features import SCHEMA_VERSION
-from schemas.settings import Settings
 
 MISSING = (
     "quixstreams is not installed: it is a benchmark-only extra; run `pip install -e '.[bench]'` "

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.kafka_config import confluent_consumer, confluent_producer
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from config.settings import Settings
 from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
 from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
 from scorer.drift import DriftMonitor
 from scorer.model_provider import ModelProvider

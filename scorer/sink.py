@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.batch import OutRecord
 from scorer.kafka_config import confluent_producer
 

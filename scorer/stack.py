@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.broker import EmbeddedBroker, port_open, split_bootstrap
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.kafka_config import confluent_common, confluent_consumer
 
 log = logging.getLogger(__name__)

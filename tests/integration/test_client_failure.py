@@ -26,7 +26,7 @@ FAULTY_SCORER = """
 import logging, sys
 from models.registry import ModelRegistry
 from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.model_provider import ModelProvider
 from scorer.sink import DeliverySink
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.chaos import run_chaos
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

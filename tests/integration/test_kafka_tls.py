@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.broker import EmbeddedBroker, free_port, kafka_ready
 from scorer.kafka_config import confluent_consumer
 from scorer.topics import ensure_topics

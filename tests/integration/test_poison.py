@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from producer.events import synthetic_events
-from schemas.events import DeadLetter
+from schemas.dead_letters import DeadLetter
 from tests.support.bad_records import Bad, bad_records
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import ScorerProcess

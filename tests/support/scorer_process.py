@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.broker import free_port
 
 CHURN = str(Path(sys.executable).with_name("churn"))

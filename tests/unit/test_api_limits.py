@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.settings import Settings
 from tests.support.api_support import Store, customer, store_copy
 
 KEY = "limit-test-key"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app as churn
-from schemas.settings import Settings
+from config.settings import Settings
 from tests.support.api_support import Store, store_copy
 from training.data import to_telco_csv
 from training.synthetic import generate

@@ -23,7 +23,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.settings import Settings
 from tests.support.api_support import store_copy
 
 OPERATIONS = [

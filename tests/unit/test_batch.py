@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from producer.events import synthetic_events
-from schemas.events import ChurnPrediction, DeadLetter
-from scorer import errors
+from schemas import dead_letters
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
 from scorer.batch import BatchLimits, RawRecord, score_batch
 from tests.support.bad_records import bad_records
 
@@ -80,7 +81,7 @@ def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) 
 
 def test_catalogue_covers_every_input_error_type() -> None:
     covered = {b.error_type for b in bad_records()}
-    assert covered == set(errors.ALL_TYPES) - {errors.SCORING_FAILED}
+    assert covered == set(dead_letters.ALL_TYPES) - {dead_letters.SCORING_FAILED}
 
 
 def test_error_message_names_the_field_and_reason(predictor: Any) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from cli.bench_stream import _latency_cell, _report
 from cli.console import fail
-from schemas.settings import Settings
+from config.settings import Settings
 
 
 def _lat(p50: float, p99: float, count: int = 100, expected: int = 100) -> dict[str, float]:

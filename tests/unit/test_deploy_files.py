@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHURN_SERVICES = ("trainer", "scorer", "api", "producer")

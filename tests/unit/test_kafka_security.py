@@ -17,7 +17,7 @@ import confluent_kafka.admin
 import pytest
 from typer.testing import CliRunner
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.broker import readiness_config
 from scorer.kafka_config import (
     KafkaSecurityError,

@@ -193,7 +193,7 @@ def test_dead_letter_headers_round_trip() -> None:
 def test_a_run_gets_topics_and_a_group_of_its_own_and_its_children_get_them_by_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from schemas.settings import Settings
+    from config.settings import Settings
 
     monkeypatch.setenv("CHURN_EVENTS_TOPIC", "from-the-parent")
     monkeypatch.setenv("UNRELATED", "kept")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from schemas.settings import Settings
+from config.settings import Settings
 from scorer.batch import OutRecord
 from scorer.broker import free_port
 from scorer.sink import DeliverySink

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from schemas.events import ChurnPrediction, DeadLetter
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
 from scorer.views import render, row_from
 
 
