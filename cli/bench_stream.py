@@ -64,8 +64,9 @@ def command(
     import platform
     import tempfile
 
+    from kafka_io.broker_watch import kafka_ready
     from models.registry import ModelRegistry
-    from scorer.broker import EmbeddedBroker, kafka_ready
+    from scorer.broker import EmbeddedBroker
 
     settings = ctx.obj.with_overrides(model_store=store)
     load_at_start = os.getloadavg()[0]
@@ -130,9 +131,9 @@ def _cpus() -> int:
 
 
 def _preload(settings: Any, topic: str, n: int) -> None:
+    from kafka_io.topics import ensure_topics
     from producer.events import synthetic_events
     from producer.publisher import publish
-    from scorer.topics import ensure_topics
 
     ensure_topics(settings, [topic])
     stats = publish(synthetic_events(n, seed=5), settings, topic=topic)
@@ -147,7 +148,7 @@ def _throughput(
     import sys
     import uuid
 
-    from scorer.topics import ensure_topics
+    from kafka_io.topics import ensure_topics
 
     run_id = uuid.uuid4().hex[:8]
     topic = f"bench-events-{run_id}"
@@ -206,10 +207,10 @@ def _latency(settings: Any, work: Path, rate: float, seconds: float, mode: str) 
     import time
     import uuid
 
+    from kafka_io.topics import ensure_topics
     from scorer.benchmark import rss_mb
     from scorer.broker import free_port, port_open
     from scorer.stack import churn_executable
-    from scorer.topics import ensure_topics
 
     tag = uuid.uuid4().hex[:8]
     run = settings.for_run("lat", tag, scorer_web_port=free_port())
@@ -289,7 +290,7 @@ def _read_latencies(run: Any, expected: int) -> list[tuple[float, float]]:
 
     import orjson
 
-    from scorer.topics import read_topic
+    from kafka_io.topics import read_topic
 
     latencies: list[tuple[float, float]] = []
     for message in read_topic(run, run.predictions_topic, idle_s=3.0, limit=expected, timeout_s=30.0):

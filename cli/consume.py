@@ -29,7 +29,7 @@ def command(
     from confluent_kafka import Consumer
     from rich.live import Live
 
-    from scorer.kafka_config import confluent_consumer
+    from kafka_io.client_config import confluent_consumer
     from scorer.views import ConsumedRow, render, row_from
 
     settings = ctx.obj.with_overrides(kafka_bootstrap_servers=bootstrap)

@@ -36,12 +36,12 @@ def command(
     ),
 ) -> None:
     """Score customer-events into churn-predictions; bad records go to the dead-letter topic."""
+    from kafka_io.broker_watch import BrokerWatch
+    from kafka_io.topics import ensure_topics
     from models.registry import ModelRegistry, RegistryError
     from monitoring.metrics import ScorerMetrics
-    from scorer.broker_watch import BrokerWatch
     from scorer.metrics_server import serve_metrics
     from scorer.model_provider import ModelProvider
-    from scorer.topics import ensure_topics
 
     settings = ctx.obj.with_overrides(
         kafka_bootstrap_servers=bootstrap,
@@ -109,9 +109,9 @@ def _run_faust(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
 
 
 def _run_native(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
+    from kafka_io.sink import DeliverySink
     from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
-    from scorer.sink import DeliverySink
 
     sink = DeliverySink(settings, client_id="churn-scorer-native")
     scorer = NativeScorer(settings, BatchHandler(settings, provider, metrics, sink))

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from config.settings import Settings
+from kafka_io.client_config import confluent_producer
 from producer.rate import TokenBucket
 from schemas.events import CustomerEvent
-from scorer.kafka_config import confluent_producer
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
+from kafka_io.client_config import faust_broker_url, faust_credentials
+from kafka_io.lag import LagReporter, faust_lags
+from kafka_io.records import RawRecord
+from kafka_io.sink import DeliverySink
 from monitoring.metrics import ScorerMetrics
-from scorer.batch import BatchResult, RawRecord
+from scorer.batch import BatchResult
 from scorer.faust_transport import install_fetch_wait
-from scorer.kafka_config import faust_broker_url, faust_credentials
-from scorer.lag import LagReporter, faust_lags
 from scorer.model_provider import ModelProvider
 from scorer.runtime import BatchHandler
-from scorer.sink import DeliverySink
 
 log = logging.getLogger(__name__)
 

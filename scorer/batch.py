@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
+from kafka_io.records import OutRecord, RawRecord
 from schemas import dead_letters
 from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent
@@ -45,27 +46,6 @@ class BatchPredictor(Protocol):
     def threshold(self) -> float: ...
 
     def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray: ...
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One consumed Kafka record, independent of the client library."""
-
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float | None = None  # broker/producer timestamp, epoch seconds
-
-
-@dataclass(slots=True)
-class OutRecord:
-    """One record to produce."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,7 @@ def _provider(settings: Settings) -> Any:
 def run_raw(config: dict[str, Any], meter: _Meter) -> None:
     from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-    from scorer.kafka_config import confluent_consumer, confluent_producer
+    from kafka_io.client_config import confluent_consumer, confluent_producer
 
     settings = _settings(config)
     consumer = Consumer(confluent_consumer(settings, settings.scorer_app_id))
@@ -127,9 +127,9 @@ def run_raw(config: dict[str, Any], meter: _Meter) -> None:
 
 def run_native(config: dict[str, Any], meter: _Meter) -> None:
 
+    from kafka_io.sink import DeliverySink
     from scorer.native import NativeScorer, tune_gc
     from scorer.runtime import BatchHandler
-    from scorer.sink import DeliverySink
 
     settings = _settings(config)
     provider, metrics = _provider(settings)

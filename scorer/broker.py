@@ -17,10 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO
 
-if TYPE_CHECKING:
-    from config.settings import Settings
+from kafka_io.broker_watch import kafka_ready
 
 log = logging.getLogger(__name__)
 
@@ -50,32 +49,6 @@ def split_bootstrap(bootstrap: str) -> tuple[str, int]:
     first = bootstrap.split(",")[0].strip()
     host, _, port = first.rpartition(":")
     return host or "127.0.0.1", int(port)
-
-
-def readiness_config(bootstrap: str, timeout: float, settings: Settings | None = None) -> dict[str, Any]:
-    """The AdminClient config of :func:`kafka_ready`: the security settings of ``settings``, if given."""
-    from scorer.kafka_config import confluent_common
-
-    config: dict[str, Any] = confluent_common(settings) if settings is not None else {}
-    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
-    config.update({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
-    return config
-
-
-def kafka_ready(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
-    """Whether a Kafka broker at ``bootstrap`` answers a metadata request.
-
-    Pass ``settings`` to probe with its security options (TLS / SASL listeners).
-    """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(readiness_config(bootstrap, timeout, settings))
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException:
-        return False
-    return True
 
 
 class EmbeddedBroker:

@@ -30,8 +30,8 @@ from typing import Any
 import orjson
 
 from config.settings import Settings
+from kafka_io.client_config import confluent_producer
 from scorer.broker import free_port
-from scorer.kafka_config import confluent_producer
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +150,8 @@ def run_chaos(
     seed: int = 2024,
 ) -> ChaosReport:
     """One chaos run on fresh topics of ``settings``' broker; see the module docstring."""
+    from kafka_io.topics import ensure_topics, read_topic
     from producer.events import synthetic_events
-    from scorer.topics import ensure_topics, read_topic
 
     run = uuid.uuid4().hex[:8]
     settings = settings.for_run("chaos", run)

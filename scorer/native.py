@@ -36,11 +36,12 @@ from types import FrameType
 from typing import Any
 
 from config.settings import Settings
-from scorer.batch import BatchResult, RawRecord
-from scorer.kafka_config import confluent_consumer
-from scorer.lag import LagReporter
+from kafka_io.client_config import confluent_consumer
+from kafka_io.lag import LagReporter
+from kafka_io.records import RawRecord
+from kafka_io.sink import Delivery
+from scorer.batch import BatchResult
 from scorer.runtime import BatchHandler
-from scorer.sink import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class NativeScorer:
         handler = self.handler
         result = handler.score(records)
         # The previous batch was travelling to the broker while this one was consumed and scored;
-        # it must be acknowledged before this one enters the producer (see scorer.sink).
+        # it must be acknowledged before this one enters the producer (see kafka_io.sink).
         self._finish_in_flight()
         self._in_flight = (handler.sink.submit(handler.outputs(result)), result, last)
         return len(records)

@@ -37,7 +37,7 @@ def build_quix_app(settings: Settings, predictor: Any, on_scored: Callable[[], N
     """A Quix ``Application`` scoring ``settings.events_topic`` into ``settings.predictions_topic``."""
     from quixstreams import Application
 
-    from scorer.kafka_config import confluent_common
+    from kafka_io.client_config import confluent_common
 
     common = {k: v for k, v in confluent_common(settings).items() if k != "bootstrap.servers"}
     app = Application(

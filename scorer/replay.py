@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from config.settings import Settings
-from scorer.kafka_config import confluent_consumer, confluent_producer
+from kafka_io.client_config import confluent_consumer, confluent_producer
 
 log = logging.getLogger(__name__)
 

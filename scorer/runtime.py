@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from config.settings import Settings
+from kafka_io.records import RawRecord
+from kafka_io.sink import DeliverySink
 from monitoring.metrics import ScorerMetrics
-from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
+from scorer.batch import BatchLimits, BatchResult, score_batch
 from scorer.drift import DriftMonitor
 from scorer.model_provider import ModelProvider
-from scorer.sink import DeliverySink
 
 log = logging.getLogger(__name__)
 

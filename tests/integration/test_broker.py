@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scorer.broker import BrokerError, EmbeddedBroker, kafka_ready, port_open
+from kafka_io.broker_watch import kafka_ready
+from scorer.broker import BrokerError, EmbeddedBroker, port_open
 from tests.support.kafka_tools import KafkaTools
 
 pytestmark = pytest.mark.integration

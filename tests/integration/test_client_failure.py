@@ -28,7 +28,7 @@ from models.registry import ModelRegistry
 from monitoring.metrics import ScorerMetrics
 from config.settings import Settings
 from scorer.model_provider import ModelProvider
-from scorer.sink import DeliverySink
+from kafka_io.sink import DeliverySink
 
 logging.basicConfig(level=logging.INFO)
 settings = Settings()

@@ -21,9 +21,10 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
-from scorer.broker import EmbeddedBroker, free_port, kafka_ready
-from scorer.kafka_config import confluent_consumer
-from scorer.topics import ensure_topics
+from kafka_io.broker_watch import kafka_ready
+from kafka_io.client_config import confluent_consumer
+from kafka_io.topics import ensure_topics
+from scorer.broker import EmbeddedBroker, free_port
 from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
 from tests.support.tls_certs import Pki, make_pki
 from tests.support.tls_proxy import TlsProxy

@@ -11,11 +11,12 @@ import orjson
 import pandas as pd
 import pytest
 
+from kafka_io.records import RawRecord
 from producer.events import synthetic_events
 from schemas import dead_letters
 from schemas.dead_letters import DeadLetter
 from schemas.predictions import ChurnPrediction
-from scorer.batch import BatchLimits, RawRecord, score_batch
+from scorer.batch import BatchLimits, score_batch
 from tests.support.bad_records import bad_records
 
 LIMITS = BatchLimits(max_event_bytes=64 * 1024, max_future_skew_s=300.0)

@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from config.settings import Settings
-from scorer.batch import OutRecord
+from kafka_io.records import OutRecord
+from kafka_io.sink import DeliverySink
 from scorer.broker import free_port
-from scorer.sink import DeliverySink
 
 
 def _unreachable_sink() -> DeliverySink:

@@ -1,4 +1,4 @@
-"""Create the scorer's topics with the configured partitions if they are missing."""
+"""Topic admin and the one reader of a whole topic: create missing topics, read a topic from its start."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ import logging
 import time
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
 from config.settings import Settings
-from scorer.kafka_config import confluent_common, confluent_consumer
+from kafka_io.client_config import confluent_common, confluent_consumer
 
 log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 15.0) -> list[str]:
     """Create missing topics (events, predictions, DLQ by default); returns the ones created."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-
     wanted = names or [settings.events_topic, settings.predictions_topic, settings.dlq_topic]
     admin = AdminClient(confluent_common(settings))
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -49,8 +49,6 @@ def read_topic(
     offsets committed. Reads until nothing arrived for ``idle_s``, ``limit`` records were
     read, or ``timeout_s`` passed.
     """
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     consumer = Consumer(confluent_consumer(settings, "churn-topic-reader", **{"enable.auto.commit": False}))
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from confluent_kafka import Producer
+
 from config.settings import Settings
-from scorer.batch import OutRecord
-from scorer.kafka_config import confluent_producer
+from kafka_io.client_config import confluent_producer
+from kafka_io.records import OutRecord
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +137,6 @@ class DeliverySink:
     """A confluent-kafka producer with per-batch delivery confirmation."""
 
     def __init__(self, settings: Settings, *, client_id: str = "churn-scorer", **config: Any) -> None:
-        from confluent_kafka import Producer
-
         options = {"client.id": client_id, "linger.ms": 1, "delivery.report.only.error": True, **config}
         self._producer = Producer(confluent_producer(settings, **options))
         self.retry_backoff_s = 0.5
