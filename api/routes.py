@@ -50,6 +50,12 @@ def prediction_body(
     }
 
 
+def predict_one(predictor: Predictor, customer: PredictRequest) -> dict[str, Any]:
+    """What ``/predict`` answers for one validated request: its prediction payload."""
+    probability = predictor.predict_one(customer)
+    return prediction_body(customer, probability, predictor, datetime.now(UTC))
+
+
 def build_router(state: ServiceState) -> APIRouter:
     router = APIRouter()
     live = state.live
@@ -72,10 +78,9 @@ def build_router(state: ServiceState) -> APIRouter:
     )
     async def predict(customer: PredictRequest) -> Response:
         """Churn probability for one customer; `event_id` and `event_time` are optional."""
-        predictor = current()  # this request keeps this model even if a reload swaps it
-        probability = predictor.predict_one(customer)
-        metrics.probability.observe(probability)
-        return _json(prediction_body(customer, probability, predictor, datetime.now(UTC)))
+        payload = predict_one(current(), customer)  # this request keeps its model even if a reload swaps it
+        metrics.probability.observe(payload["churn_probability"])
+        return _json(payload)
 
     @router.post(
         "/predict/batch",

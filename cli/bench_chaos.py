@@ -23,8 +23,8 @@ def command(
     """Produce at a steady rate, SIGKILL scorer workers, then check every event was scored."""
     import contextlib
 
-    from scorer.broker import EmbeddedBroker
-    from scorer.chaos import run_chaos
+    from benchmarks.chaos import run_chaos
+    from devstack.broker import EmbeddedBroker
 
     settings = ctx.obj.with_overrides(model_store=store)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ def command(
     """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
     import time
 
-    from scorer.broker import BrokerError, EmbeddedBroker
+    from devstack.broker import BrokerError, EmbeddedBroker
 
     broker = EmbeddedBroker(port=port, host=host)
     # Only a flag: stopping (and reaping) the broker happens in the main flow below.

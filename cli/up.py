@@ -23,8 +23,9 @@ def command(
     import tempfile
     import time
 
-    from scorer.broker import BrokerError
-    from scorer.stack import Stack, wait_for_port
+    from devstack.broker import BrokerError
+    from devstack.ports import wait_for_port
+    from devstack.stack import Stack
 
     settings = ctx.obj
     logs = logs_dir or Path(tempfile.mkdtemp(prefix="churn-up-"))

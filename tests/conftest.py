@@ -54,7 +54,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             with KafkaContainer() as container:
                 yield container.get_bootstrap_server()
             return
-    from scorer.broker import EmbeddedBroker
+    from devstack.broker import EmbeddedBroker
 
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=log_path) as broker:

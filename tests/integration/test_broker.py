@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.broker import BrokerError, EmbeddedBroker
+from devstack.ports import port_open
 from kafka_io.broker_watch import kafka_ready
-from scorer.broker import BrokerError, EmbeddedBroker, port_open
 from tests.support.kafka_tools import KafkaTools
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def test_churn_broker_command_serves_until_sigterm() -> None:
     import subprocess
     import time
 
-    from scorer.broker import free_port
+    from devstack.ports import free_port
     from tests.support.scorer_process import CHURN
 
     port = free_port()

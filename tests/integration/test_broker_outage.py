@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from devstack.broker import EmbeddedBroker
 from producer.events import synthetic_events
-from scorer.broker import EmbeddedBroker
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
 

@@ -21,10 +21,11 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from config.settings import Settings
+from devstack.broker import EmbeddedBroker
+from devstack.ports import free_port
 from kafka_io.broker_watch import kafka_ready
 from kafka_io.client_config import confluent_consumer
 from kafka_io.topics import ensure_topics
-from scorer.broker import EmbeddedBroker, free_port
 from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
 from tests.support.tls_certs import Pki, make_pki
 from tests.support.tls_proxy import TlsProxy

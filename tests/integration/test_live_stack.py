@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devstack.ports import free_port
 from monitoring import promql
-from scorer.broker import free_port
 from tests.support.bad_records import bad_records
 from tests.support.kafka_tools import KafkaTools
 from tests.support.prometheus import PrometheusServer

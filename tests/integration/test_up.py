@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scorer.broker import free_port, port_open
+from devstack.ports import free_port, port_open
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import CHURN
 

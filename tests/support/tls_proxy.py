@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from scorer.broker import port_open
+from devstack.ports import port_open
 from tests.support.tls_certs import Pki
 
 

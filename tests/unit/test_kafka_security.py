@@ -158,7 +158,7 @@ def _run_consume_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_path: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from scorer.benchmark import _faust_app
+    from benchmarks.runner import _faust_app
 
     settings = _settings(pki, case, tmp_path)
     credentials = faust_credentials(settings)

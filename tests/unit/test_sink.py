@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from config.settings import Settings
+from devstack.ports import free_port
 from kafka_io.records import OutRecord
 from kafka_io.sink import DeliverySink
-from scorer.broker import free_port
 
 
 def _unreachable_sink() -> DeliverySink:

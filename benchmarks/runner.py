@@ -1,13 +1,13 @@
 """Measurement runs for ``churn bench stream``, each in a fresh subprocess.
 
-``python -m scorer.benchmark MODE CONFIG.json`` consumes ``count`` preloaded
+``python -m benchmarks.runner MODE CONFIG.json`` consumes ``count`` preloaded
 events from the start of a topic with a fresh consumer group and writes
 ``{"events", "seconds", "rate", "rss_mb"}`` to the config's ``result`` path:
 
 - ``raw``: confluent-kafka consume -> produce the same bytes -> commit (no scoring: the ceiling);
 - ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
 - ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`);
-- ``quix``: the Quix Streams peer (:mod:`scorer.quix_peer`);
+- ``quix``: the Quix Streams peer (:mod:`benchmarks.quix_peer`);
 - ``native``: the native engine (:class:`scorer.native.NativeScorer`).
 
 ``quix-serve`` runs the Quix peer until SIGTERM (for the latency runs).
@@ -26,16 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import rss_mb
 from config.settings import Settings
-
-
-def rss_mb(pid: int | None = None) -> float:
-    """Resident set size of a process in MiB (Linux /proc)."""
-    status = Path(f"/proc/{pid or os.getpid()}/status").read_text()
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 class _Meter:
@@ -154,7 +146,7 @@ def run_native(config: dict[str, Any], meter: _Meter) -> None:
 def run_quix(config: dict[str, Any], meter: _Meter) -> None:
     import gc
 
-    from scorer.quix_peer import build_quix_app
+    from benchmarks.quix_peer import build_quix_app
 
     settings = _settings(config)
     provider, _metrics = _provider(settings)
@@ -174,7 +166,7 @@ def run_quix(config: dict[str, Any], meter: _Meter) -> None:
 
 def serve_quix(config: dict[str, Any], _meter: _Meter) -> None:
     """The Quix peer until SIGTERM/SIGINT (Quix installs its own handlers and stops cleanly)."""
-    from scorer.quix_peer import build_quix_app
+    from benchmarks.quix_peer import build_quix_app
 
     settings = _settings(config)
     provider, _metrics = _provider(settings)
