@@ -29,8 +29,8 @@ def command(
     from confluent_kafka import Consumer
     from rich.live import Live
 
+    from cli.views import ConsumedRow, render, row_from
     from kafka_io.client_config import confluent_consumer
-    from scorer.views import ConsumedRow, render, row_from
 
     settings = ctx.obj.with_overrides(kafka_bootstrap_servers=bootstrap)
     name = topic or (settings.dlq_topic if dlq else settings.predictions_topic)

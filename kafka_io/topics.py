@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Generator
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from config.settings import Settings
@@ -40,29 +40,60 @@ def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: f
     return created
 
 
-def read_topic(
-    settings: Settings, topic: str, *, idle_s: float, limit: int | None = None, timeout_s: float | None = None
-) -> list[Any]:
-    """The records of ``topic`` from its start (confluent-kafka messages), for audits and benchmarks.
+class MissingTopicError(LookupError):
+    """The topic does not exist on the broker."""
+
+
+def iter_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    idle_s: float,
+    timeout_s: float | None = None,
+    client_id: str = "churn-topic-reader",
+) -> Generator[Message, None, None]:
+    """The records of ``topic`` from its start, as they arrive (confluent-kafka messages).
 
     Partitions are assigned directly: no consumer group, so no join to wait for and no
-    offsets committed. Reads until nothing arrived for ``idle_s``, ``limit`` records were
-    read, or ``timeout_s`` passed.
+    offsets committed. Ends when nothing arrived for ``idle_s`` (the caller's time with a
+    record counts as activity); raises :class:`TimeoutError` when still reading after
+    ``timeout_s`` and :class:`MissingTopicError` when there is no such topic.
     """
-    consumer = Consumer(confluent_consumer(settings, "churn-topic-reader", **{"enable.auto.commit": False}))
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    messages: list[Any] = []
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    last = time.monotonic()
+    consumer = Consumer(confluent_consumer(settings, client_id, **{"client.id": client_id}))
     try:
-        while time.monotonic() - last < idle_s and (limit is None or len(messages) < limit):
+        meta = consumer.list_topics(topic, timeout=10)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            raise MissingTopicError(f"topic {topic} does not exist")
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions])
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        last = time.monotonic()
+        while time.monotonic() - last <= idle_s:
             if deadline is not None and time.monotonic() > deadline:
-                break
+                raise TimeoutError(f"still reading {topic} after {timeout_s:g} s")
             for message in consumer.consume(5000, timeout=0.2):
-                if message.error() is None:
-                    messages.append(message)
-                    last = time.monotonic()
+                if message.error() is not None:
+                    log.warning("error reading %s: %s", topic, message.error())
+                else:
+                    yield message
+                last = time.monotonic()
     finally:
         consumer.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, *, idle_s: float, limit: int | None = None, timeout_s: float | None = None
+) -> list[Message]:
+    """The records of ``topic`` from its start (see :func:`iter_topic`), for audits and benchmarks.
+
+    Reads until nothing arrived for ``idle_s``, ``limit`` records were read, or ``timeout_s``
+    passed; a topic that does not exist has no records.
+    """
+    messages: list[Message] = []
+    try:
+        for message in iter_topic(settings, topic, idle_s=idle_s, timeout_s=timeout_s):
+            messages.append(message)
+            if limit is not None and len(messages) >= limit:
+                break
+    except (TimeoutError, MissingTopicError):
+        pass
     return messages
