@@ -146,7 +146,7 @@ def run_chaos(
         seen: Counter[str] = Counter()
         while time.monotonic() - drain_started < drain_timeout_s:
             seen = Counter(
-                orjson.loads(m.value())["event_id"]
+                orjson.loads(m.value() or b"")["event_id"]
                 for m in read_topic(settings, settings.predictions_topic, idle_s=2.0)
             )
             if wanted <= set(seen):

@@ -6,9 +6,9 @@ events from the start of a topic with a fresh consumer group and writes
 
 - ``raw``: confluent-kafka consume -> produce the same bytes -> commit (no scoring: the ceiling);
 - ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
-- ``scorer``: the real Faust scorer app (:func:`scorer.app.create_app`);
+- ``scorer``: the Faust engine of ``churn score`` (:func:`scorer.engines.build_engine`);
 - ``quix``: the Quix Streams peer (:mod:`benchmarks.quix_peer`);
-- ``native``: the native engine (:class:`scorer.native.NativeScorer`).
+- ``native``: the native engine of ``churn score`` (:func:`scorer.engines.build_engine`).
 
 ``quix-serve`` runs the Quix peer until SIGTERM (for the latency runs).
 
@@ -19,15 +19,27 @@ scorers, when their output was acknowledged by the broker.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
 from benchmarks.machine import rss_mb
+from benchmarks.quix_peer import build_quix_app
 from config.settings import Settings
+from kafka_io.client_config import confluent_consumer, confluent_producer
+from models.live import LiveModel
+from models.registry import ModelRegistry
+from monitoring.metrics import ScorerMetrics
+from scorer.engines import build_engine
+from scorer.native_engine import NativeEngine
 
 
 class _Meter:
@@ -36,28 +48,32 @@ class _Meter:
         self.result = result
         self.started: float | None = None
         self.handled = 0
+        self.finished = False
+
+    def arrived(self, *_: object) -> None:
+        """The clock starts with the first batch."""
+        if self.started is None:
+            self.started = time.perf_counter()
 
     def batch(self, n: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
+        self.arrived()
         self.handled += n
-
-    def arrived(self) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
 
     def done(self) -> bool:
         return self.handled >= self.count
 
-    def batch_or_exit(self, n: int) -> None:
-        """Count a batch; once ``count`` events are handled, write the result and end the process.
+    def batch_then_stop(self, n: int) -> None:
+        """Count a batch; once ``count`` events are handled, write the result and stop the worker.
 
-        For Faust workers, whose shutdown would otherwise be timed too.
+        For Faust workers, which run until a signal: this process sends itself SIGTERM, and
+        the worker's clean shutdown happens after the clock has stopped.
         """
+        if self.finished:  # a batch delivered during the shutdown
+            return
         self.batch(n)
         if self.done():
             self.finish()
-            os._exit(0)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def finish(self) -> None:
         seconds = time.perf_counter() - (self.started or time.perf_counter())
@@ -68,26 +84,18 @@ class _Meter:
             "rss_mb": rss_mb(),
         }
         self.result.write_text(json.dumps(data))
+        self.finished = True
 
 
-def _settings(config: dict[str, Any]) -> Settings:
-    return Settings(**config["settings"])
+def _settings(config: dict[str, Any], **overrides: Any) -> Settings:
+    return Settings(**config["settings"]).with_overrides(**overrides)
 
 
-def _provider(settings: Settings) -> Any:
-    from models.registry import ModelRegistry
-    from monitoring.metrics import ScorerMetrics
-    from scorer.model_provider import ModelProvider
-
-    metrics = ScorerMetrics.create()
-    return ModelProvider.from_store(ModelRegistry(settings.model_store), metrics), metrics
+def _live(settings: Settings, metrics: ScorerMetrics | None = None) -> LiveModel:
+    return LiveModel.load(ModelRegistry(settings.model_store), events=metrics)
 
 
 def run_raw(config: dict[str, Any], meter: _Meter) -> None:
-    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-
-    from kafka_io.client_config import confluent_consumer, confluent_producer
-
     settings = _settings(config)
     consumer = Consumer(confluent_consumer(settings, settings.scorer_app_id))
     producer = Producer(confluent_producer(settings, **{"linger.ms": 1}))
@@ -118,81 +126,39 @@ def run_raw(config: dict[str, Any], meter: _Meter) -> None:
 
 
 def run_native(config: dict[str, Any], meter: _Meter) -> None:
-
-    from kafka_io.sink import DeliverySink
-    from scorer.native import NativeScorer, tune_gc
-    from scorer.runtime import BatchHandler
-
-    settings = _settings(config)
-    provider, metrics = _provider(settings)
-
-    def on_batch(result: Any) -> None:
-        meter.batch(result.consumed)
-
-    handler = BatchHandler(settings, provider, metrics, DeliverySink(settings), on_batch=on_batch)
-    original = handler.score
-
-    def timed_score(records: Any) -> Any:
-        meter.arrived()
-        return original(records)
-
-    handler.score = timed_score  # type: ignore[method-assign]
-    scorer = NativeScorer(settings, handler)
-    tune_gc()
-    scorer.run(max_events=meter.count)
+    settings = _settings(config, scorer_engine="native")
+    metrics = ScorerMetrics.create()
+    engine = build_engine(
+        settings,
+        _live(settings, metrics),
+        metrics,
+        on_received=meter.arrived,
+        on_batch=lambda result: meter.batch(result.consumed),
+    )
+    assert isinstance(engine, NativeEngine)  # the settings name it
+    engine.serve(max_events=meter.count)
     meter.finish()
 
 
-def run_quix(config: dict[str, Any], meter: _Meter) -> None:
-    import gc
-
-    from benchmarks.quix_peer import build_quix_app
-
-    settings = _settings(config)
-    provider, _metrics = _provider(settings)
-    app: Any = None
-
-    def on_scored() -> None:
-        meter.arrived()
-        meter.handled += 1
-        if meter.handled == meter.count:
-            app.stop()  # Quix flushes the producer and commits before run() returns
-
-    app = build_quix_app(settings, provider.current, on_scored)
-    gc.freeze()
-    app.run()
-    meter.finish()
-
-
-def serve_quix(config: dict[str, Any], _meter: _Meter) -> None:
-    """The Quix peer until SIGTERM/SIGINT (Quix installs its own handlers and stops cleanly)."""
-    from benchmarks.quix_peer import build_quix_app
-
-    settings = _settings(config)
-    provider, _metrics = _provider(settings)
-    build_quix_app(settings, provider.current).run()
-
-
-def _faust_app(settings: Settings) -> Any:
-    import faust
-
-    from scorer.app import faust_consumer_options
-    from scorer.faust_transport import install_fetch_wait
-
-    app = faust.App(settings.scorer_app_id, **faust_consumer_options(settings))
-    install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)  # same consumer as the scorer
-    return app
-
-
-def _run_worker(app: Any) -> None:
-    import faust
-
-    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
+def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
+    settings = _settings(config, scorer_engine="faust", log_level="WARNING")
+    metrics = ScorerMetrics.create()
+    engine = build_engine(
+        settings,
+        _live(settings, metrics),
+        metrics,
+        on_received=meter.arrived,
+        on_batch=lambda result: meter.batch_then_stop(result.consumed),
+    )
+    engine.serve()
 
 
 def run_floor(config: dict[str, Any], meter: _Meter) -> None:
+    # The Faust floor needs Faust whatever the engine: imported here, where it runs.
+    from scorer.faust_engine import faust_app, run_worker
+
     settings = _settings(config)
-    app = _faust_app(settings)
+    app = faust_app(settings)
     topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
 
     async def floor(stream: Any) -> None:
@@ -200,34 +166,34 @@ def run_floor(config: dict[str, Any], meter: _Meter) -> None:
             meter.arrived()
             for event in events:
                 await stream.ack(event)
-            meter.batch_or_exit(len(events))
+            meter.batch_then_stop(len(events))
 
     app.agent(topic, name="floor")(floor)
-    _run_worker(app)
+    run_worker(app, "WARNING")
 
 
-def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
-    import gc
-
-    from scorer.app import create_app
-
+def run_quix(config: dict[str, Any], meter: _Meter) -> None:
     settings = _settings(config)
-    provider, metrics = _provider(settings)
-    scorer = create_app(settings, provider, metrics)
+    app: Any = None
 
-    scorer.handler.on_batch = lambda result: meter.batch_or_exit(result.consumed)
-    original = scorer.handler.score
+    def on_scored() -> None:
+        meter.batch(1)
+        if meter.handled == meter.count:
+            app.stop()  # Quix flushes the producer and commits before run() returns
 
-    def timed_score(records: Any) -> Any:
-        meter.arrived()
-        return original(records)
-
-    scorer.handler.score = timed_score  # type: ignore[method-assign]
+    app = build_quix_app(settings, _live(settings).current, on_scored)
     gc.freeze()
-    _run_worker(scorer.app)
+    app.run()
+    meter.finish()
 
 
-RUNNERS = {
+def serve_quix(config: dict[str, Any], _meter: _Meter) -> None:
+    """The Quix peer until SIGTERM/SIGINT (Quix installs its own handlers and stops cleanly)."""
+    settings = _settings(config)
+    build_quix_app(settings, _live(settings).current).run()
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any], _Meter], None]] = {
     "raw": run_raw,
     "floor": run_floor,
     "scorer": run_scorer,

@@ -3,7 +3,7 @@
 :func:`score_batch` decodes, validates and scores a batch and returns the
 records to write — predictions and dead letters — plus the figures the metrics
 need. It knows nothing of Faust or of any Kafka client: the Faust worker
-(:mod:`scorer.app`) and the native confluent-kafka engine (:mod:`scorer.native`)
+(:mod:`scorer.faust_engine`) and the native confluent-kafka engine (:mod:`scorer.native_engine`)
 both wrap it, so both have the same semantics.
 
 Rules:
@@ -33,6 +33,7 @@ from schemas import dead_letters
 from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent
 from schemas.features import SCHEMA_VERSION
+from schemas.predictions import prediction_payloads
 from scorer.fast_check import columns_of, read_batch
 
 
@@ -295,29 +296,20 @@ def _score(
 
     version = predictor.version
     version_header = ("model_version", version.encode())
-    threshold = predictor.threshold
-    scored_at = datetime.fromtimestamp(now, UTC).isoformat()  # as orjson writes a datetime
-    decisions = (probabilities >= threshold).tolist()
     ids = columns["event_id"]
     customer_ids = columns["customer_id"]
-    rows = zip(ids, customer_ids, event_times, probabilities.tolist(), decisions, strict=True)
-    payloads = [
-        {
-            "event_id": event_id,
-            "customer_id": customer_id,
-            "churn_probability": probability,
-            "churn": churn,
-            "threshold": threshold,
-            "model_version": version,
-            "scored_at": scored_at,
-            "event_time": event_time,
-            "schema_version": SCHEMA_VERSION,
-        }
-        for event_id, customer_id, event_time, probability, churn in rows
-    ]
+    payloads = prediction_payloads(
+        ids,
+        customer_ids,
+        event_times,
+        probabilities.tolist(),
+        predictor.threshold,
+        version,
+        datetime.fromtimestamp(now, UTC),
+    )
     headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
     keys = map(str.encode, customer_ids)
     result.predictions.extend(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
     result.event_times = timestamps
     result.probabilities = probabilities
-    result.churned = int(sum(decisions))
+    result.churned = int(np.count_nonzero(probabilities >= predictor.threshold))

@@ -158,7 +158,7 @@ def _run_consume_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_path: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from benchmarks.runner import _faust_app
+    from scorer.faust_engine import faust_app
 
     settings = _settings(pki, case, tmp_path)
     credentials = faust_credentials(settings)
@@ -177,7 +177,7 @@ def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_p
         assert context.check_hostname
     else:
         assert context is None
-    bench_app = _faust_app(settings)
+    bench_app = faust_app(settings)
     assert credentials_to_aiokafka_auth(bench_app.conf.broker_credentials)["security_protocol"] == protocol
 
 
@@ -185,15 +185,14 @@ def test_the_scorer_app_passes_credentials(pki: Pki, tmp_path: Path, model_store
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
     from prometheus_client import CollectorRegistry
 
+    from models.live import LiveModel
     from models.registry import ModelRegistry
     from monitoring.metrics import ScorerMetrics
-    from scorer.app import create_app
-    from scorer.model_provider import ModelProvider
+    from scorer.engines import build_engine
 
-    settings = _settings(pki, "sasl-ssl-scram512", tmp_path)
+    settings = _settings(pki, "sasl-ssl-scram512", tmp_path).with_overrides(scorer_engine="faust")
     metrics = ScorerMetrics.create(CollectorRegistry())
-    provider = ModelProvider.from_store(ModelRegistry(model_store), metrics)
-    scorer = create_app(settings, provider, metrics)
+    scorer = build_engine(settings, LiveModel.load(ModelRegistry(model_store)), metrics)
     auth = credentials_to_aiokafka_auth(scorer.app.conf.broker_credentials)
     assert auth["security_protocol"] == "SASL_SSL"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-512"

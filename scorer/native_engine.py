@@ -1,7 +1,7 @@
-"""The native engine: ``churn score --engine native``.
+"""The native engine of ``churn score --engine native``.
 
 A confluent-kafka consumer in the scorer's consumer group around the same
-batch core, sink and metrics as the Faust worker (:class:`scorer.runtime.BatchHandler`):
+batch core, sink and metrics as the Faust worker (:class:`scorer.handler.BatchHandler`):
 
 1. a batch is up to ``max_batch`` records: the first waited for at most
    ``max_wait`` (``poll``), the rest what the client has already fetched
@@ -28,12 +28,14 @@ committed, then the consumer leaves the group and the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from config.settings import Settings
 from kafka_io.client_config import confluent_consumer
@@ -41,17 +43,17 @@ from kafka_io.lag import LagReporter
 from kafka_io.records import RawRecord
 from kafka_io.sink import Delivery
 from scorer.batch import BatchResult
-from scorer.runtime import BatchHandler
+from scorer.handler import BatchHandler
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeScorer.__init__).
+#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeEngine.__init__).
 NATIVE_FETCH_WAIT_MS = 5
 
 
-class NativeScorer:
-    """Run with :meth:`run`; stop from any thread or a signal handler with :meth:`request_stop`."""
+class NativeEngine:
+    """A confluent-kafka consumer loop around a :class:`BatchHandler`; :meth:`serve` runs it until SIGTERM."""
 
     def __init__(
         self,
@@ -62,8 +64,6 @@ class NativeScorer:
         client_id: str = "churn-scorer-native",
         follow_model: bool = True,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.settings = settings
         self.handler = handler
         self.stop_event = threading.Event()
@@ -94,8 +94,14 @@ class NativeScorer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def request_stop(self, *_: Any) -> None:
-        self.stop_event.set()
+    def serve(self, max_events: int | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``max_events`` handled), then close the sink."""
+        self.install_signal_handlers()
+        tune_gc()
+        try:
+            self.run(max_events)
+        finally:
+            self.handler.sink.close()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
@@ -200,8 +206,6 @@ class NativeScorer:
         self._commit(synchronous=False)
 
     def _commit(self, synchronous: bool, partitions: set[TP] | None = None) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
         todo = [
             TopicPartition(t, p, o)
             for (t, p), o in self._done.items()
@@ -262,8 +266,6 @@ class NativeScorer:
 
     def _report_lag(self) -> None:
         """High watermark (cached from fetch responses) minus position, per assigned partition."""
-        from confluent_kafka import TopicPartition
-
         if not self._assigned:
             self.lag.report({})
             return
@@ -285,13 +287,13 @@ class NativeScorer:
         self.lag.report(lags)
 
     def _start_model_follower(self) -> threading.Thread:
-        provider = self.handler.provider
+        live = self.handler.live
         interval = self.settings.model_poll_interval_s
 
         def follow() -> None:
             while not self.stop_event.wait(interval):
                 try:
-                    provider.refresh()
+                    live.refresh()
                 except Exception:
                     log.exception("checking for a promoted model failed")
 
@@ -307,25 +309,5 @@ def tune_gc() -> None:
     counting; with the default gen-0 threshold (700) the cyclic collector runs
     several times per batch. Measured: ~5 % more events/s per process.
     """
-    import gc
-
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def run_native(
-    settings: Settings,
-    handler: BatchHandler,
-    *,
-    group_id: str | None = None,
-    stop: threading.Event | None = None,
-    max_events: int | None = None,
-    on_start: Callable[[NativeScorer], None] | None = None,
-) -> int:
-    """Build a :class:`NativeScorer` and run it (``stop`` is an extra way to end it)."""
-    scorer = NativeScorer(settings, handler, group_id=group_id)
-    if stop is not None:
-        scorer.stop_event = stop
-    if on_start is not None:
-        on_start(scorer)
-    return scorer.run(max_events=max_events)
