@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from config.settings import Settings
 from devstack.ports import free_port
@@ -67,7 +67,7 @@ def _produce_steadily(
     started = time.monotonic()
     failures: list[str] = []
 
-    def delivered(err: Any, _msg: Any) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 

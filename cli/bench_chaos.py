@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -21,8 +22,7 @@ def command(
     workdir: Path = typer.Option(Path("chaos-run"), "--workdir", help="Worker logs go here."),
 ) -> None:
     """Produce at a steady rate, SIGKILL scorer workers, then check every event was scored."""
-    import contextlib
-
+    # The harness loads Kafka clients and the producer: imported when it runs, not for `churn --help`.
     from benchmarks.chaos import run_chaos
     from devstack.broker import EmbeddedBroker
 

@@ -6,7 +6,12 @@ throw-away consumer group, so it never moves anyone else's offsets.
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections import Counter, deque
+
 import typer
+from rich.live import Live
 
 from cli.console import console, stop_on_signals
 
@@ -22,12 +27,8 @@ def command(
     topic: str | None = typer.Option(None, "--topic", help="Override the topic to read."),
 ) -> None:
     """Print a live table of records as they arrive; Ctrl-C stops."""
-    import time
-    import uuid
-    from collections import Counter, deque
-
+    # The Kafka client and the wire models load when the command runs, not for `churn --help`.
     from confluent_kafka import Consumer
-    from rich.live import Live
 
     from cli.views import ConsumedRow, render, row_from
     from kafka_io.client_config import confluent_consumer

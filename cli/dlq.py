@@ -29,6 +29,7 @@ def replay_command(
     ),
 ) -> None:
     """Re-publish dead letters (original key, `replayed_from` header) to the events topic."""
+    # The Kafka client loads when the command runs, not for `churn --help`.
     from producer.replay import Fix, replay
 
     settings = ctx.obj.with_overrides(

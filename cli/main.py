@@ -21,6 +21,7 @@ def main(
     log_level: str = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING... (env CHURN_LOG_LEVEL)"),
 ) -> None:
     """Settings come from CHURN_* environment variables; flags override them."""
+    # pydantic-settings loads once a command runs, not for `churn --help`.
     from config.logs import setup_logging
     from config.settings import Settings
 

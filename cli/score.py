@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cli.console import console, fail
+from models.registry import ModelRegistry, RegistryError
 
 
 def command(
@@ -40,7 +41,6 @@ def command(
     from kafka_io.broker_watch import BrokerWatch
     from kafka_io.topics import ensure_topics
     from models.live import LiveModel
-    from models.registry import ModelRegistry, RegistryError
     from monitoring.metrics import ScorerMetrics
     from scorer.engines import build_engine
     from scorer.metrics_server import serve_metrics

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
 from pathlib import Path
 
 import typer
 
 from cli.console import console, fail, stop_on_signals
+from devstack.ports import wait_for_port
 
 
 def command(
@@ -20,11 +23,8 @@ def command(
     ),
 ) -> None:
     """Broker (embedded if none answers), a model (trained if none), scorer, API, demo producer."""
-    import tempfile
-    import time
-
+    # The stack's Kafka probe and model registry load when the command runs, not for `churn --help`.
     from devstack.broker import BrokerError
-    from devstack.ports import wait_for_port
     from devstack.stack import Stack
 
     settings = ctx.obj

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from config.settings import Settings
 from kafka_io.client_config import confluent_producer
@@ -138,7 +138,7 @@ def replay(
     producer = Producer(confluent_producer(settings, **{"client.id": "churn-dlq-replay"}))
     failures: list[str] = []
 
-    def delivered(err: Any, _msg: Any) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 

@@ -33,9 +33,8 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from config.settings import Settings
 from kafka_io.client_config import confluent_consumer
@@ -151,7 +150,7 @@ class NativeEngine:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def _next_batch(self, size: int, wait: float) -> list[Any]:
+    def _next_batch(self, size: int, wait: float) -> list[Message]:
         """Up to ``size`` records: wait at most ``wait`` s for the first, then take what is fetched.
 
         ``consume(size, wait)`` alone would hold every batch until it is full or
@@ -166,7 +165,7 @@ class NativeEngine:
             return []
         return [first, *consumer.consume(size - 1, timeout=0)] if size > 1 else [first]
 
-    def _handle(self, messages: list[Any]) -> int:
+    def _handle(self, messages: list[Message]) -> int:
         assigned = self._assigned
         records: list[RawRecord] = []
         last: dict[TP, int] = {}
@@ -178,7 +177,7 @@ class NativeEngine:
             tp = (m.topic(), m.partition())
             if tp not in assigned:  # revoked while this record was on its way: not ours now
                 continue
-            offset = m.offset()
+            offset: int = m.offset()  # type: ignore[assignment]  # set on every record without an error
             append(RawRecord(m.value(), m.key(), tp[0], tp[1], offset, m.timestamp()[1] / 1000))
             last[tp] = offset
         if not records:
@@ -226,7 +225,7 @@ class NativeEngine:
             for tp in todo:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
 
-    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:
             log.warning("offset commit failed: %s", err)
             return
@@ -236,12 +235,12 @@ class NativeEngine:
 
     # -- rebalance -------------------------------------------------------------------------
 
-    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._assigned |= tps
         log.info("assigned %s", sorted(tps))
 
-    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         # Called inside consume(), between batches: finish the one in flight, commit what is done.
         self._finish_in_flight()
@@ -249,7 +248,7 @@ class NativeEngine:
         self._forget(tps)
         log.info("revoked %s", sorted(tps))
 
-    def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._finish_in_flight()  # its output is still delivered; the commit of lost ones fails harmlessly
         self._forget(tps)  # no commit: the group generation is gone
