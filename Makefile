@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-STORE  ?= models/store
+STORE  ?= model-store
 
 .PHONY: run test install sysdeps model lint format pytest clean
 

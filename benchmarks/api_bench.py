@@ -231,7 +231,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Model: `{s['model']}` version `{s['version']}`, trained on {s['trained_on']} "
         f"(compiled fast path: {'yes' if s['fast_path'] else 'no'}); `make model` trains such a "
-        "model into `models/store` when none is there.",
+        "model into `model-store/` when none is there.",
         "",
         "**Server side** (in process, one request at a time):",
         "",

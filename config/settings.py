@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
 
     # --- model -----------------------------------------------------------------
-    model_store: Path = Path("models/store")
+    model_store: Path = Path("model-store")
 
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = "churn-scorer"
