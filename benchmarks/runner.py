@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
@@ -40,6 +40,9 @@ from models.registry import ModelRegistry
 from monitoring.metrics import ScorerMetrics
 from scorer.engines import build_engine
 from scorer.native_engine import NativeEngine
+
+if TYPE_CHECKING:
+    from scorer.faust_engine import FaustEngine
 
 
 class _Meter:
@@ -125,32 +128,31 @@ def run_raw(config: dict[str, Any], meter: _Meter) -> None:
     consumer.close()
 
 
-def run_native(config: dict[str, Any], meter: _Meter) -> None:
-    settings = _settings(config, scorer_engine="native")
+def _metered_engine(
+    config: dict[str, Any], meter: _Meter, count: Callable[[int], None], **overrides: Any
+) -> FaustEngine | NativeEngine:
+    """The engine ``churn score`` runs, with the meter's clock on its batches."""
+    settings = _settings(config, **overrides)
     metrics = ScorerMetrics.create()
-    engine = build_engine(
+    return build_engine(
         settings,
         _live(settings, metrics),
         metrics,
         on_received=meter.arrived,
-        on_batch=lambda result: meter.batch(result.consumed),
+        on_batch=lambda result: count(result.consumed),
     )
+
+
+def run_native(config: dict[str, Any], meter: _Meter) -> None:
+    engine = _metered_engine(config, meter, meter.batch, scorer_engine="native")
     assert isinstance(engine, NativeEngine)  # the settings name it
     engine.serve(max_events=meter.count)
     meter.finish()
 
 
 def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
-    settings = _settings(config, scorer_engine="faust", log_level="WARNING")
-    metrics = ScorerMetrics.create()
-    engine = build_engine(
-        settings,
-        _live(settings, metrics),
-        metrics,
-        on_received=meter.arrived,
-        on_batch=lambda result: meter.batch_then_stop(result.consumed),
-    )
-    engine.serve()
+    overrides = {"scorer_engine": "faust", "log_level": "WARNING"}
+    _metered_engine(config, meter, meter.batch_then_stop, **overrides).serve()
 
 
 def run_floor(config: dict[str, Any], meter: _Meter) -> None:

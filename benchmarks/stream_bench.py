@@ -201,10 +201,11 @@ def _latency(
             time.sleep(0.2)
         time.sleep(6)  # the scorer's group join settles before the clock starts
         # The load comes from a process of its own (`churn produce`, event_time = send time): a
-        # publisher thread in this process shared the GIL with the reader, and its stalls showed
-        # up as scorer latency. Nothing reads the predictions while the load runs: on 2 cores a
-        # concurrent reader doubled the native p99 at 10,000/s (17 -> 33-39 ms). The latency
-        # is stamped on each prediction (CreateTime), so reading them afterwards loses nothing.
+        # publisher thread in this process would share the GIL with the reader, and its stalls
+        # would show up as scorer latency. Nothing reads the predictions while the load runs: on
+        # 2 cores a concurrent reader doubles the native p99 at 10,000/s (measured 17 -> 33-39 ms).
+        # The latency is stamped on each prediction (CreateTime), so reading them afterwards
+        # loses nothing.
         produce = ["produce", "--rate", f"{rate:g}", "--count", str(expected)]
         with progress.status(f"latency: {rate:,.0f} events/s for {seconds:.0f} s through {mode}..."):
             publisher = ChurnProcess(produce, env, work / f"latency-{mode}-{rate:.0f}-produce.log")
