@@ -67,7 +67,7 @@ def build_quix_app(
         probability = predictor.predict_one(event)
         if on_scored is not None:
             on_scored()
-        # Quix's JSON serializer takes no datetime: the event time goes out as ISO text.
+        # Quix's JSON serializer takes no datetime: the times go out as ISO text.
         (payload,) = prediction_payloads(
             [event.event_id],
             [event.customer_id],
@@ -75,7 +75,7 @@ def build_quix_app(
             [probability],
             threshold,
             version,
-            datetime.now(UTC),
+            datetime.now(UTC).isoformat(),
         )
         return payload
 

@@ -48,15 +48,14 @@ def prediction_payloads(
     probabilities: Sequence[float],
     threshold: float,
     model_version: str,
-    scored_at: datetime,
+    scored_at: datetime | str,
 ) -> list[dict[str, Any]]:
     """One :class:`ChurnPrediction` payload per scored event, the columns given in the same order.
 
-    ``churn`` is ``probability >= threshold``. ``event_times`` pass through as given (datetimes
-    for orjson, ISO text for serializers that take no datetime); ``scored_at`` is written as
-    ISO 8601 text once per call, exactly as orjson writes a datetime.
+    ``churn`` is ``probability >= threshold``. Times pass through as given: datetimes, which
+    orjson writes in C, or the same ISO 8601 text (``datetime.isoformat()``) for a serializer
+    that takes no datetime, or, for ``scored_at``, formatted once for a whole batch.
     """
-    scored = scored_at.isoformat()
     rows = zip(event_ids, customer_ids, event_times, probabilities, strict=True)
     return [
         {
@@ -66,7 +65,7 @@ def prediction_payloads(
             "churn": probability >= threshold,
             "threshold": threshold,
             "model_version": model_version,
-            "scored_at": scored,
+            "scored_at": scored_at,
             "event_time": event_time,
             "schema_version": SCHEMA_VERSION,
         }

@@ -305,7 +305,7 @@ def _score(
         probabilities.tolist(),
         predictor.threshold,
         version,
-        datetime.fromtimestamp(now, UTC),
+        datetime.fromtimestamp(now, UTC).isoformat(),  # once per batch, as orjson writes a datetime
     )
     headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
     keys = map(str.encode, customer_ids)

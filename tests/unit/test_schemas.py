@@ -239,8 +239,11 @@ def test_prediction_payloads_validate_as_churn_predictions() -> None:
     assert {p.model_version for p in predictions} == {"v1"}
     assert {p.scored_at for p in predictions} == {scored_at}
     assert [p.event_time for p in predictions] == [event_time, event_time, None]
-    # scored_at is written as orjson writes a datetime
-    assert orjson.dumps(payloads[0]["scored_at"]) == orjson.dumps(scored_at)
+    # ISO text and a datetime are written alike
+    as_text = prediction_payloads(
+        ["e-1"], ["c-1"], [event_time.isoformat()], [0.1], 0.5, "v1", scored_at.isoformat()
+    )
+    assert orjson.dumps(as_text[0]) == orjson.dumps(payloads[0])
     assert list(payloads[0]) == list(ChurnPrediction.model_fields)
 
 
