@@ -48,11 +48,12 @@ class ChildProcess:
     ) -> None:
         self.name = name
         self.url = url
+        self.env = dict(env)
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
             list(command),
-            env=dict(env),
+            env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
