@@ -16,12 +16,16 @@ ENV PATH=/opt/venv/bin:$PATH
 # Dependencies first (cached while only the sources change), then the sources.
 COPY pyproject.toml README.md ./
 COPY schemas ./schemas
+COPY config ./config
 COPY models ./models
+COPY kafka_io ./kafka_io
 COPY training ./training
 COPY producer ./producer
 COPY scorer ./scorer
 COPY api ./api
 COPY monitoring ./monitoring
+COPY devstack ./devstack
+COPY benchmarks ./benchmarks
 COPY cli ./cli
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && pip install /wheels/*.whl \

@@ -25,12 +25,11 @@ from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
 from api.rate_limit import RateLimit
 from api.routes import build_router
 from api.state import ServiceState
+from config.settings import Settings
 from models.live import LiveModel
-from models.predictor import Predictor
 from models.registry import ModelRegistry
-from monitoring.metrics import ApiMetrics, set_model_info
+from monitoring.metrics import ApiMetrics
 from schemas.features import FLAG_FEATURES, YES_NO_FEATURES
-from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +47,15 @@ def _package_version() -> str:
 def create_app(
     settings: Settings,
     *,
-    live: LiveModel | None = None,
     metrics_registry: CollectorRegistry | None = None,
     poll: bool = True,
 ) -> FastAPI:
     """Build the API for ``settings``; nothing is loaded until the server starts.
 
-    ``live`` lets a caller share a :class:`LiveModel` (tests, embedding);
     ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
     """
     metrics = ApiMetrics.create(metrics_registry)
-
-    def on_change(predictor: Predictor) -> None:
-        set_model_info(metrics.model_info, predictor.version, predictor.info.selected_model)
-
-    if live is None:
-        live = LiveModel(ModelRegistry(settings.model_store), on_change=on_change)
-    elif live.predictor is not None:
-        on_change(live.predictor)
+    live = LiveModel(ModelRegistry(settings.model_store), events=metrics)
     state = ServiceState(settings=settings, live=live, metrics=metrics, package_version=_package_version())
 
     @contextlib.asynccontextmanager

@@ -10,15 +10,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.logs import setup_logging
+from config.settings import Settings
 
 #: The import string ``churn api`` hands to uvicorn.
 FACTORY = "api.main:create_app_from_env"
 
 
 def create_app_from_env() -> FastAPI:
-    from cli.console import setup_logging
-
     settings = Settings()
     setup_logging(settings.log_level)
     return create_app(settings)

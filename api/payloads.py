@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.events import ChurnPrediction
+from schemas.predictions import ChurnPrediction
 
 
 class BatchPredictions(BaseModel):

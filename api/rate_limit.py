@@ -13,15 +13,15 @@ import math
 import time
 from typing import Literal
 
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+
 RateLimitBy = Literal["address", "key"]
 
 
 class RateLimit:
     def __init__(self, spec: str, by: RateLimitBy = "address") -> None:
-        from limits import parse
-        from limits.storage import MemoryStorage
-        from limits.strategies import FixedWindowRateLimiter
-
         self.spec = spec
         self.by = by
         self.item = parse(spec)  # "100/second", "6000/minute", "10 per 1 second"

@@ -3,8 +3,9 @@ does no dependency lookups on the scoring path.
 
 ``/predict`` validates the body with :class:`schemas.events.PredictRequest`
 (the same rules as the stream), scores it with ``Predictor.predict_one`` (the
-compiled numpy path, microseconds) and writes the JSON with orjson, skipping a
-second pydantic validation of a response it built itself.
+compiled numpy path, microseconds), builds the answer with the stream's own
+:func:`schemas.predictions.prediction_payloads` and writes the JSON with orjson,
+skipping a second pydantic validation of a response it built itself.
 
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time, and the batch limit is a closure variable.
@@ -12,6 +13,7 @@ annotations at definition time, and the batch limit is a closure variable.
 
 import asyncio
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,29 +26,33 @@ from api.errors import ApiError, error_responses
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
-from schemas.events import ChurnPrediction, PredictRequest
-from schemas.features import SCHEMA_VERSION
+from schemas.events import PredictRequest
+from schemas.predictions import ChurnPrediction, prediction_payloads
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code, media_type="application/json")
 
 
-def prediction_body(
-    request: PredictRequest, probability: float, predictor: Predictor, now: datetime
-) -> dict[str, Any]:
-    """A :class:`ChurnPrediction` as a plain dict (same fields, same rules)."""
-    return {
-        "event_id": request.event_id,
-        "customer_id": request.customer_id,
-        "churn_probability": probability,
-        "churn": probability >= predictor.threshold,
-        "threshold": predictor.threshold,
-        "model_version": predictor.version,
-        "scored_at": now,
-        "event_time": request.event_time,
-        "schema_version": SCHEMA_VERSION,
-    }
+def predict_one(predictor: Predictor, customer: PredictRequest) -> dict[str, Any]:
+    """What ``/predict`` answers for one validated request: its prediction payload."""
+    (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)])
+    return payload
+
+
+def predict_many(
+    predictor: Predictor, customers: Sequence[PredictRequest], probabilities: Sequence[float]
+) -> list[dict[str, Any]]:
+    """The prediction payloads of validated requests scored with ``probabilities``, in order."""
+    return prediction_payloads(
+        [customer.event_id for customer in customers],
+        [customer.customer_id for customer in customers],
+        [customer.event_time for customer in customers],
+        probabilities,
+        predictor.threshold,
+        predictor.version,
+        datetime.now(UTC),
+    )
 
 
 def build_router(state: ServiceState) -> APIRouter:
@@ -71,10 +77,9 @@ def build_router(state: ServiceState) -> APIRouter:
     )
     async def predict(customer: PredictRequest) -> Response:
         """Churn probability for one customer; `event_id` and `event_time` are optional."""
-        predictor = current()  # this request keeps this model even if a reload swaps it
-        probability = predictor.predict_one(customer)
-        metrics.probability.observe(probability)
-        return _json(prediction_body(customer, probability, predictor, datetime.now(UTC)))
+        payload = predict_one(current(), customer)  # this request keeps its model even if a reload swaps it
+        metrics.probability.observe(payload["churn_probability"])
+        return _json(payload)
 
     @router.post(
         "/predict/batch",
@@ -89,12 +94,8 @@ def build_router(state: ServiceState) -> APIRouter:
         """Churn probabilities for a list of customers, in order, scored in one vectorized pass."""
         predictor = current()
         probabilities = predictor.predict_batch(customers).tolist()
-        now = datetime.now(UTC)
         metrics.probability.observe_many(probabilities)
-        predictions = [
-            prediction_body(customer, probability, predictor, now)
-            for customer, probability in zip(customers, probabilities, strict=True)
-        ]
+        predictions = predict_many(predictor, customers, probabilities)
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 
+from config.settings import Settings
 from models.live import LiveModel, ReloadResult
 from monitoring.metrics import ApiMetrics
-from schemas.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,8 +20,5 @@ class ServiceState:
     endpoints: list[str] = field(default_factory=list)
 
     def reload(self, force: bool = False) -> ReloadResult:
-        """Check the registry now (blocking: call it from a thread); count refusals."""
-        result = self.live.refresh(force=force)
-        if result.status == "refused":
-            self.metrics.model_reload_failures.inc()
-        return result
+        """Check the registry now (blocking: call it from a thread); the live model counts refusals."""
+        return self.live.refresh(force=force)

@@ -23,7 +23,7 @@ def command(
     ),
 ) -> None:
     """Serve /predict, /predict/batch, /health, /model and /metrics; reload new models on the fly."""
-    import uvicorn
+    import uvicorn  # the server loads when it starts, not for `churn --help`
 
     settings = ctx.obj.with_overrides(
         api_host=host, api_port=port, api_workers=workers, model_store=store, api_access_log=access_log
@@ -41,11 +41,11 @@ def command(
         "timeout_graceful_shutdown": 10,
     }
     if settings.api_workers == 1:
-        from api.app import create_app
+        from api.app import create_app  # FastAPI and sklearn: only in the process that serves
 
         uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
         return
-    from api.main import FACTORY
+    from api.main import FACTORY  # the workers import the app themselves; this process needs the name
 
     # Worker processes build their own app from the environment: hand the flags over there.
     os.environ["CHURN_MODEL_STORE"] = str(settings.model_store)

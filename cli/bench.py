@@ -8,9 +8,6 @@ from cli import bench_api, bench_chaos, bench_stream
 
 app = typer.Typer(help="Benchmarks (figures in docs/benchmarks.md come from these).", no_args_is_help=True)
 
-# Sub-commands register here, one line each, e.g.:
-#   from cli import bench_stream
-#   app.command("stream")(bench_stream.command)
 app.command("stream")(bench_stream.command)
 app.command("api")(bench_api.command)
 app.command("chaos")(bench_chaos.command)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -21,10 +22,9 @@ def command(
     workdir: Path = typer.Option(Path("chaos-run"), "--workdir", help="Worker logs go here."),
 ) -> None:
     """Produce at a steady rate, SIGKILL scorer workers, then check every event was scored."""
-    import contextlib
-
-    from scorer.broker import EmbeddedBroker
-    from scorer.chaos import run_chaos
+    # The harness loads Kafka clients and the producer: imported when it runs, not for `churn --help`.
+    from benchmarks.chaos import run_chaos
+    from devstack.broker import EmbeddedBroker
 
     settings = ctx.obj.with_overrides(model_store=store)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from cli.console import console, fail, stop_on_signals
@@ -12,9 +14,8 @@ def command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""
-    import time
-
-    from scorer.broker import BrokerError, EmbeddedBroker
+    # The broker's readiness probe loads the Kafka client: imported when it runs, not for `churn --help`.
+    from devstack.broker import BrokerError, EmbeddedBroker
 
     broker = EmbeddedBroker(port=port, host=host)
     # Only a flag: stopping (and reaping) the broker happens in the main flow below.

@@ -6,7 +6,12 @@ throw-away consumer group, so it never moves anyone else's offsets.
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections import Counter, deque
+
 import typer
+from rich.live import Live
 
 from cli.console import console, stop_on_signals
 
@@ -22,15 +27,11 @@ def command(
     topic: str | None = typer.Option(None, "--topic", help="Override the topic to read."),
 ) -> None:
     """Print a live table of records as they arrive; Ctrl-C stops."""
-    import time
-    import uuid
-    from collections import Counter, deque
-
+    # The Kafka client and the wire models load when the command runs, not for `churn --help`.
     from confluent_kafka import Consumer
-    from rich.live import Live
 
-    from scorer.kafka_config import confluent_consumer
-    from scorer.views import ConsumedRow, render, row_from
+    from cli.views import ConsumedRow, render, row_from
+    from kafka_io.client_config import confluent_consumer
 
     settings = ctx.obj.with_overrides(kafka_bootstrap_servers=bootstrap)
     name = topic or (settings.dlq_topic if dlq else settings.predictions_topic)

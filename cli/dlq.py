@@ -29,7 +29,8 @@ def replay_command(
     ),
 ) -> None:
     """Re-publish dead letters (original key, `replayed_from` header) to the events topic."""
-    from scorer.replay import Fix, replay
+    # The Kafka client loads when the command runs, not for `churn --help`.
+    from producer.replay import Fix, replay
 
     settings = ctx.obj.with_overrides(
         kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic

@@ -21,8 +21,9 @@ def main(
     log_level: str = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING... (env CHURN_LOG_LEVEL)"),
 ) -> None:
     """Settings come from CHURN_* environment variables; flags override them."""
-    from cli.console import setup_logging
-    from schemas.settings import Settings
+    # pydantic-settings loads once a command runs, not for `churn --help`.
+    from config.logs import setup_logging
+    from config.settings import Settings
 
     settings = Settings().with_overrides(log_level=log_level)
     setup_logging(settings.log_level)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
+from rich.table import Table
 
 from cli.console import console, fail
-
-if TYPE_CHECKING:
-    from models.registry import ModelRegistry
+from models.registry import ModelRegistry, RegistryError
 
 app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
 
@@ -18,18 +16,12 @@ StoreOption = typer.Option(None, "--store", help="Model store (env CHURN_MODEL_S
 
 
 def _registry(ctx: typer.Context, store: Path | None) -> ModelRegistry:
-    from models.registry import ModelRegistry
-
     return ModelRegistry(ctx.obj.with_overrides(model_store=store).model_store)
 
 
 @app.command("list")
 def list_versions(ctx: typer.Context, store: Path | None = StoreOption) -> None:
     """Every version with its selected model, ROC AUC and whether it is current."""
-    from rich.table import Table
-
-    from models.registry import RegistryError
-
     registry = _registry(ctx, store)
     versions = registry.versions()
     if not versions:
@@ -65,8 +57,6 @@ def promote(
     store: Path | None = StoreOption,
 ) -> None:
     """Verify a version's artifacts and make it current."""
-    from models.registry import RegistryError
-
     registry = _registry(ctx, store)
     try:
         registry.promote(version)
@@ -78,8 +68,6 @@ def promote(
 @app.command("rollback")
 def rollback(ctx: typer.Context, store: Path | None = StoreOption) -> None:
     """Return to the version that was current before the last promotion."""
-    from models.registry import RegistryError
-
     registry = _registry(ctx, store)
     try:
         version = registry.rollback()

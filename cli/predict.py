@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
 from cli.console import console, fail
+from models.registry import ModelRegistry, RegistryError
 
 
 def command(
@@ -19,10 +21,8 @@ def command(
     ),
 ) -> None:
     """Score every row; the output keeps the id column and adds churn_probability and churn."""
-    import time
-
+    # sklearn and pandas load when the command runs, not for `churn --help`.
     from models.predictor import Predictor
-    from models.registry import ModelRegistry, RegistryError
     from training.data import DataError, clean, read_csv
 
     settings = ctx.obj.with_overrides(model_store=store)

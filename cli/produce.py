@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.live import Live
+from rich.text import Text
 
 from cli.console import console, fail, stop_on_signals
 
@@ -22,13 +27,7 @@ def command(
     bootstrap: str | None = typer.Option(None, "--bootstrap", "-b", help="Kafka bootstrap servers."),
 ) -> None:
     """Publish CustomerEvents keyed by customer_id; exits non-zero if any delivery failed."""
-    import itertools
-    from collections.abc import Iterator
-    from typing import Any
-
-    from rich.live import Live
-    from rich.text import Text
-
+    # The Kafka client, pandas and the wire models load when the command runs, not for `churn --help`.
     from producer.events import csv_rows, stamp, synthetic_rows
     from producer.publisher import PublishStats, publish
     from training.data import DataError

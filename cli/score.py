@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from cli.console import console, fail
+from models.registry import ModelRegistry, RegistryError
 
 
 def command(
@@ -36,12 +36,14 @@ def command(
     ),
 ) -> None:
     """Score customer-events into churn-predictions; bad records go to the dead-letter topic."""
-    from models.registry import ModelRegistry, RegistryError
+    # The scorer loads sklearn, the Kafka clients and (for that engine) Faust: imported when it
+    # runs, not for `churn --help`.
+    from kafka_io.broker_watch import BrokerWatch
+    from kafka_io.topics import ensure_topics
+    from models.live import LiveModel
     from monitoring.metrics import ScorerMetrics
-    from scorer.broker_watch import BrokerWatch
+    from scorer.engines import build_engine
     from scorer.metrics_server import serve_metrics
-    from scorer.model_provider import ModelProvider
-    from scorer.topics import ensure_topics
 
     settings = ctx.obj.with_overrides(
         kafka_bootstrap_servers=bootstrap,
@@ -58,67 +60,32 @@ def command(
     )
     metrics = ScorerMetrics.create()
     try:
-        provider = ModelProvider.from_store(ModelRegistry(settings.model_store), metrics)
+        live = LiveModel.load(ModelRegistry(settings.model_store), events=metrics)
     except RegistryError as exc:
         fail(str(exc))
-        return
     try:
         ensure_topics(settings)
     except Exception as exc:
         fail(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}")
-        return
     server = None
     if settings.scorer_web_port:
         try:
             server = serve_metrics(metrics.registry, settings.scorer_web_host, settings.scorer_web_port)
         except OSError as exc:
             fail(f"cannot serve /metrics on {settings.scorer_web_host}:{settings.scorer_web_port}: {exc}")
-            return
     url = f"http://{settings.scorer_web_host}:{settings.scorer_web_port}/metrics" if server else "off"
     console.print(
         f"scoring {settings.events_topic} -> {settings.predictions_topic} (DLQ {settings.dlq_topic}) "
-        f"on {settings.kafka_bootstrap_servers} with model {provider.current.version}; "
+        f"on {settings.kafka_bootstrap_servers} with model {live.current.version}; "
         f"engine {settings.scorer_engine}; group {settings.scorer_app_id}; metrics {url}"
     )
-    watch = BrokerWatch(settings, metrics.broker_up)  # readiness during broker outages
+    scorer = build_engine(settings, live, metrics)
+    # Readiness during broker outages; started once the engine has loaded its Kafka client, whose
+    # reconnect noise the watch quiets.
+    watch = BrokerWatch(settings, metrics.broker_up).start()
     try:
-        if settings.scorer_engine == "native":
-            _run_native(settings, provider, metrics, watch)
-        else:
-            _run_faust(settings, provider, metrics, watch)
+        scorer.serve()
     finally:
         watch.stop()
         if server is not None:
             server.shutdown()
-
-
-def _run_faust(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
-    import gc
-
-    from scorer.app import create_app
-
-    scorer = create_app(settings, provider, metrics)
-    # Everything loaded so far lives for the whole run: keep it out of the cyclic GC's way.
-    gc.freeze()
-    worker = scorer.worker(loglevel=settings.log_level)
-    watch.start()  # after Faust imported aiokafka: the watch quiets aiokafka's reconnect noise
-    try:
-        worker.execute_from_commandline()  # returns via SystemExit(0) after a clean stop
-    finally:
-        scorer.handler.sink.close()
-
-
-def _run_native(settings: Any, provider: Any, metrics: Any, watch: Any) -> None:
-    from scorer.native import NativeScorer, tune_gc
-    from scorer.runtime import BatchHandler
-    from scorer.sink import DeliverySink
-
-    sink = DeliverySink(settings, client_id="churn-scorer-native")
-    scorer = NativeScorer(settings, BatchHandler(settings, provider, metrics, sink))
-    scorer.install_signal_handlers()
-    tune_gc()
-    watch.start()
-    try:
-        scorer.run()
-    finally:
-        sink.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from cli.console import console, fail
 
@@ -21,8 +22,7 @@ def command(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the report pictures."),
 ) -> None:
     """Train Logistic Regression, Random Forest and better candidates; keep the best."""
-    from rich.table import Table
-
+    # sklearn, pandas and matplotlib load when the command runs, not for `churn --help`.
     from training.data import DataError
     from training.run import TrainConfig, train
 

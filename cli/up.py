@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
 from pathlib import Path
 
 import typer
 
 from cli.console import console, fail, stop_on_signals
+from devstack.ports import wait_for_port
 
 
 def command(
@@ -20,11 +23,9 @@ def command(
     ),
 ) -> None:
     """Broker (embedded if none answers), a model (trained if none), scorer, API, demo producer."""
-    import tempfile
-    import time
-
-    from scorer.broker import BrokerError
-    from scorer.stack import Stack, wait_for_port
+    # The stack's Kafka probe and model registry load when the command runs, not for `churn --help`.
+    from devstack.broker import BrokerError
+    from devstack.stack import Stack
 
     settings = ctx.obj
     logs = logs_dir or Path(tempfile.mkdtemp(prefix="churn-up-"))

@@ -1,1 +1,1 @@
-"""The model registry and the scoring core (``Predictor``)."""
+"""The model registry, the scoring core (``Predictor``) and the live model a serving process reloads."""

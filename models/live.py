@@ -11,8 +11,10 @@ assignment, atomic for readers. A version that fails to load is refused, the
 old model keeps serving, and the failure is remembered so a poll loop does not
 retry the same broken version every few seconds (``force=True`` retries).
 
-Nothing here knows about asyncio, FastAPI or Faust: the API calls ``refresh``
-from a background thread on a timer, the stream scorer between batches.
+Nothing here knows about asyncio, FastAPI, Faust or Prometheus: the API calls
+``refresh`` from a background thread on a timer, the stream scorer between
+batches, and both pass their metrics as :class:`ModelEvents`, told of every
+version loaded and every one refused.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from models.predictor import Predictor
-from models.registry import ModelRegistry
+from models.probes import probe_records
+from models.registry import ModelRegistry, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +64,16 @@ class ReloadResult:
         }
 
 
-def default_probe_records(n: int = 64, seed: int = 20240917) -> list[dict[str, Any]]:
-    """Varied synthetic customers (some with a blank TotalCharges) to check a fast path against."""
-    from training.synthetic import generate  # pandas/numpy work; only when a model is loaded
+class ModelEvents(Protocol):
+    """Who hears what :meth:`LiveModel.refresh` did (the process's metrics)."""
 
-    frame = generate(n, seed=seed)
-    records: list[dict[str, Any]] = frame.to_dict("records")  # type: ignore[assignment]
-    for record in records[::7]:
-        record["total_charges"] = None
-    return records
+    def model_loaded(self, version: str, model: str) -> None:
+        """``version`` (of the ``model`` candidate) serves from now on."""
+        ...
+
+    def model_refused(self) -> None:
+        """A promoted version was refused, or the registry pointer could not be read."""
+        ...
 
 
 class LiveModel:
@@ -79,12 +83,12 @@ class LiveModel:
         self,
         registry: ModelRegistry,
         *,
-        probe_records: Sequence[Mapping[str, Any]] | None = None,
-        on_change: Callable[[Predictor], None] | None = None,
+        probes: Sequence[Mapping[str, Any]] | None = None,
+        events: ModelEvents | None = None,
     ) -> None:
         self.registry = registry
-        self._probes = probe_records
-        self._on_change = on_change
+        self._probes = probes
+        self._events = events
         self._predictor: Predictor | None = None
         self._refused: str | None = None
         self._lock = threading.Lock()
@@ -97,6 +101,23 @@ class LiveModel:
     def predictor(self) -> Predictor | None:
         """The model to use now; take it once and keep the reference for the whole request."""
         return self._predictor
+
+    @classmethod
+    def load(cls, registry: ModelRegistry, *, events: ModelEvents | None = None) -> LiveModel:
+        """A live model already serving the promoted version; :class:`RegistryError` when none is usable."""
+        live = cls(registry, events=events)
+        result = live.refresh()
+        if live.predictor is None:
+            raise RegistryError(result.error or f"no promoted model in {registry.root}")
+        return live
+
+    @property
+    def current(self) -> Predictor:
+        """The model to use now, in a process that started only once one was loaded."""
+        predictor = self._predictor
+        if predictor is None:
+            raise RegistryError(f"no model is loaded from {self.registry.root}")
+        return predictor
 
     @property
     def version(self) -> str | None:
@@ -113,7 +134,16 @@ class LiveModel:
             result = self._refresh_locked(force)
             result = dataclasses.replace(result, seconds=time.perf_counter() - started)
             self.last_result = result
+            self._tell(result)
             return result
+
+    def _tell(self, result: ReloadResult) -> None:
+        if self._events is None:
+            return
+        if result.status == "refused":
+            self._events.model_refused()
+        elif result.status == "loaded":
+            self._events.model_loaded(self.current.version, self.current.info.selected_model)
 
     def _refresh_locked(self, force: bool) -> ReloadResult:
         serving = self.version
@@ -128,7 +158,7 @@ class LiveModel:
             return ReloadResult("unchanged", serving, candidate=wanted)
         try:
             predictor = Predictor.from_registry(self.registry, wanted)
-            probes = self._probes if self._probes is not None else default_probe_records()
+            probes = self._probes if self._probes is not None else probe_records()
             predictor.check_fast_path(list(probes))
         except Exception as exc:  # whatever is wrong with the new version, the old one keeps serving
             self._refused = wanted
@@ -146,6 +176,4 @@ class LiveModel:
             predictor.info.selected_model,
             predictor.fast_path,
         )
-        if self._on_change is not None:
-            self._on_change(predictor)
         return ReloadResult("loaded", predictor.version, previous=serving, candidate=wanted)

@@ -43,8 +43,32 @@ def _model_info(registry: CollectorRegistry) -> Gauge:
     )
 
 
+def _model_reload_failures(registry: CollectorRegistry) -> Counter:
+    return Counter(
+        "churn_model_reload_failures",
+        "Model versions refused on reload (bad sha256, unreadable artifact).",
+        registry=registry,
+    )
+
+
+class ModelMetrics:
+    """The model in use and the refused reloads, as every process that serves a model reports them.
+
+    Hand the metrics object to ``models.live.LiveModel(events=...)``: it calls these methods.
+    """
+
+    model_info: Gauge
+    model_reload_failures: Counter
+
+    def model_loaded(self, version: str, model: str) -> None:
+        set_model_info(self.model_info, version, model)
+
+    def model_refused(self) -> None:
+        self.model_reload_failures.inc()
+
+
 @dataclass(frozen=True)
-class ScorerMetrics:
+class ScorerMetrics(ModelMetrics):
     registry: CollectorRegistry
     events_consumed: Counter
     predictions: Counter
@@ -104,11 +128,7 @@ class ScorerMetrics:
                 "Population stability index of recent predictions against the training reference.",
                 registry=reg,
             ),
-            model_reload_failures=Counter(
-                "churn_model_reload_failures",
-                "Model versions refused on reload (bad sha256, unreadable artifact).",
-                registry=reg,
-            ),
+            model_reload_failures=_model_reload_failures(reg),
             broker_up=Gauge(
                 "churn_broker_up",
                 "1 while the scorer's broker probe succeeds (ready), 0 during an outage.",
@@ -118,7 +138,7 @@ class ScorerMetrics:
 
 
 @dataclass(frozen=True)
-class ApiMetrics:
+class ApiMetrics(ModelMetrics):
     registry: CollectorRegistry
     requests: Counter
     request_latency: Histogram
@@ -146,11 +166,7 @@ class ApiMetrics:
             ),
             probability=_probability(reg),
             model_info=_model_info(reg),
-            model_reload_failures=Counter(
-                "churn_model_reload_failures",
-                "Model versions refused on reload (bad sha256, unreadable artifact).",
-                registry=reg,
-            ),
+            model_reload_failures=_model_reload_failures(reg),
         )
 
 

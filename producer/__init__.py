@@ -1,1 +1,1 @@
-"""churn-stream: producer."""
+"""Publishing customer events to Kafka, and replaying dead letters to the events topic."""

@@ -17,6 +17,8 @@ from typing import Any
 import pandas as pd
 
 from schemas.features import FEATURES, ID_COLUMN
+from training.data import load_csv
+from training.synthetic import generate
 
 WIRE_COLUMNS = (ID_COLUMN, *FEATURES)
 
@@ -44,8 +46,6 @@ def stamp(row: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
 
 def synthetic_rows(seed: int = 7, chunk: int = 10_000) -> Iterator[dict[str, Any]]:
     """An endless stream of synthetic customers (chunks of the deterministic generator)."""
-    from training.synthetic import generate
-
     index = 0
     while True:
         frame = generate(chunk, seed + index)
@@ -57,8 +57,6 @@ def synthetic_rows(seed: int = 7, chunk: int = 10_000) -> Iterator[dict[str, Any
 
 def csv_rows(path: Path | str) -> Iterator[dict[str, Any]]:
     """The rows of a telco-format CSV (the Churn column is optional and not sent)."""
-    from training.data import load_csv
-
     yield from frame_rows(load_csv(path, require_target=False))
 
 

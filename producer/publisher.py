@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, Message, Producer
 
+from config.settings import Settings
+from kafka_io.client_config import confluent_producer
 from producer.rate import TokenBucket
 from schemas.events import CustomerEvent
-from schemas.settings import Settings
-from scorer.kafka_config import confluent_producer
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ class Publisher:
     """A confluent-kafka producer that counts acknowledgements and failures."""
 
     def __init__(self, settings: Settings, topic: str | None = None, **config: Any) -> None:
-        from confluent_kafka import Producer
-
         self.topic = topic or settings.events_topic
         self.stats = PublishStats()
         self._lock = threading.Lock()
@@ -70,7 +69,7 @@ class Publisher:
         options = {"client.id": "churn-producer", "message.timeout.ms": 120_000, **config}
         self._producer = Producer(confluent_producer(settings, **options))
 
-    def _on_delivery(self, err: Any, _msg: Any) -> None:
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         with self._lock:
             if err is None:
                 self.stats.acked += 1

@@ -1,13 +1,9 @@
-"""The wire contract: event, prediction and dead-letter models, features, settings."""
+"""The wire contract: event, prediction and dead-letter models, features and vocabularies."""
 
-from schemas.events import (
-    ChurnPrediction,
-    CustomerEvent,
-    CustomerFeatures,
-    DeadLetter,
-    PredictRequest,
-)
+from schemas.dead_letters import DeadLetter
+from schemas.events import CustomerEvent, CustomerFeatures, PredictRequest
 from schemas.features import CATEGORIES, FEATURES, NUMERIC_RANGES, SCHEMA_VERSION
+from schemas.predictions import ChurnPrediction, prediction_payloads
 
 __all__ = [
     "CATEGORIES",
@@ -19,4 +15,5 @@ __all__ = [
     "CustomerFeatures",
     "DeadLetter",
     "PredictRequest",
+    "prediction_payloads",
 ]

@@ -1,4 +1,4 @@
-"""Wire-format models: what goes on the topics and through the API.
+"""Wire-format models of the input: a customer event on the topic, a request to the API.
 
 Field names are snake_case; the column names of the public telco
 customer-churn CSV are accepted as aliases. Unknown fields are ignored so that
@@ -7,7 +7,6 @@ producers can add fields before consumers know them.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -170,53 +169,3 @@ class PredictRequest(CustomerFeatures):
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
         return _aware(value)
-
-
-class ChurnPrediction(BaseModel):
-    """One prediction on the ``churn-predictions`` topic (key = ``customer_id``)."""
-
-    model_config = ConfigDict(protected_namespaces=())
-
-    event_id: str
-    customer_id: str
-    churn_probability: float = Field(ge=0.0, le=1.0)
-    churn: bool
-    threshold: float = Field(ge=0.0, le=1.0)
-    model_version: str
-    scored_at: datetime
-    event_time: datetime | None = None
-    schema_version: int = SCHEMA_VERSION
-
-    @field_validator("churn_probability")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be finite")
-        return value
-
-
-class DeadLetter(BaseModel):
-    """Why a record could not be scored; sent as headers next to the original bytes."""
-
-    error_type: str
-    error_message: str
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    failed_at: datetime = Field(default_factory=_utcnow)
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        """Kafka headers for the dead-letter record (values are UTF-8 text)."""
-        return [
-            ("error_type", self.error_type.encode()),
-            ("error_message", self.error_message.encode()),
-            ("source_topic", self.source_topic.encode()),
-            ("source_partition", str(self.source_partition).encode()),
-            ("source_offset", str(self.source_offset).encode()),
-            ("failed_at", self.failed_at.isoformat().encode()),
-        ]
-
-    @classmethod
-    def from_headers(cls, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
-        values = {k: v.decode() for k, v in headers or []}
-        return cls.model_validate(values)

@@ -3,7 +3,7 @@
 :func:`score_batch` decodes, validates and scores a batch and returns the
 records to write — predictions and dead letters — plus the figures the metrics
 need. It knows nothing of Faust or of any Kafka client: the Faust worker
-(:mod:`scorer.app`) and the native confluent-kafka engine (:mod:`scorer.native`)
+(:mod:`scorer.faust_engine`) and the native confluent-kafka engine (:mod:`scorer.native_engine`)
 both wrap it, so both have the same semantics.
 
 Rules:
@@ -28,9 +28,12 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import CustomerEvent, DeadLetter
+from kafka_io.records import OutRecord, RawRecord
+from schemas import dead_letters
+from schemas.dead_letters import DeadLetter
+from schemas.events import CustomerEvent
 from schemas.features import SCHEMA_VERSION
-from scorer import errors
+from schemas.predictions import prediction_payloads
 from scorer.fast_check import columns_of, read_batch
 
 
@@ -44,27 +47,6 @@ class BatchPredictor(Protocol):
     def threshold(self) -> float: ...
 
     def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray: ...
-
-
-@dataclass(slots=True)
-class RawRecord:
-    """One consumed Kafka record, independent of the client library."""
-
-    value: bytes | None
-    key: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float | None = None  # broker/producer timestamp, epoch seconds
-
-
-@dataclass(slots=True)
-class OutRecord:
-    """One record to produce."""
-
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -149,7 +131,7 @@ def score_batch(
                 when = times[valid[k]].isoformat()  # type: ignore[union-attr]
                 skew = limits.max_future_skew_s
                 message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
-                refused.append((valid[k], errors.EVENT_FROM_FUTURE, message))
+                refused.append((valid[k], dead_letters.EVENT_FROM_FUTURE, message))
         valid = [valid[k] for k in keep]
         timestamps = [timestamps[k] for k in keep]
 
@@ -184,23 +166,25 @@ def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
     """The record's value as a JSON object, or the reason it is not one."""
     value = record.value
     if not value or value.isspace():
-        raise _RejectedError(errors.EMPTY_VALUE, "record value is empty")
+        raise _RejectedError(dead_letters.EMPTY_VALUE, "record value is empty")
     if record.key is None:
         # Producers key events by customer_id so that one customer's events stay in order on
         # one partition; an unkeyed event may overtake or trail that customer's others.
-        raise _RejectedError(errors.MISSING_KEY, "record has no key; key events by customer_id")
+        raise _RejectedError(dead_letters.MISSING_KEY, "record has no key; key events by customer_id")
     if len(value) > max_bytes:
-        raise _RejectedError(errors.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}")
+        raise _RejectedError(
+            dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
+        )
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise _json_error(value, exc) from None
     if not isinstance(obj, dict):
         kind = "array" if isinstance(obj, list) else type(obj).__name__
-        raise _RejectedError(errors.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
+        raise _RejectedError(dead_letters.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
     duplicate = _duplicate_key(value, obj)
     if duplicate is not None:
-        raise _RejectedError(errors.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
+        raise _RejectedError(dead_letters.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
     return obj
 
 
@@ -209,11 +193,11 @@ def _model_validate(obj: dict[str, Any]) -> CustomerEvent:
     try:
         event = CustomerEvent.model_validate(obj)
     except ValidationError as exc:
-        error_type, message, _ = errors.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
+        error_type, message, _ = dead_letters.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
         raise _RejectedError(error_type, message) from None
     if event.schema_version > SCHEMA_VERSION:
         raise _RejectedError(
-            errors.UNSUPPORTED_SCHEMA_VERSION,
+            dead_letters.UNSUPPORTED_SCHEMA_VERSION,
             f"schema_version: {event.schema_version} is newer than this scorer's {SCHEMA_VERSION}",
         )
     return event
@@ -225,14 +209,14 @@ def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> _RejectedError:
     except UnicodeDecodeError as bad:
         where = _key_before(value, bad.start)
         message = f"{where}value is not UTF-8: invalid byte at position {bad.start}"
-        return _RejectedError(errors.NOT_UTF8, message)
+        return _RejectedError(dead_letters.NOT_UTF8, message)
     position = exc.pos
     at = len(text[:position].encode())  # orjson reports characters; the regex works on bytes
     if "infinity" in exc.msg or any(value.startswith(t, at) for t in _NON_FINITE_TOKENS):
         where = _key_before(value, at + 1)
-        return _RejectedError(errors.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
-    message = errors.clip(f"not valid JSON: {exc.msg} (character {position})")
-    return _RejectedError(errors.INVALID_JSON, message)
+        return _RejectedError(dead_letters.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
+    message = dead_letters.clip(f"not valid JSON: {exc.msg} (character {position})")
+    return _RejectedError(dead_letters.INVALID_JSON, message)
 
 
 def _key_before(value: bytes, position: int) -> str:
@@ -277,7 +261,7 @@ def _dead_letter(
 ) -> None:
     letter = DeadLetter(
         error_type=error_type,
-        error_message=errors.clip(message),
+        error_message=dead_letters.clip(message),
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
@@ -306,35 +290,26 @@ def _score(
     except Exception as exc:
         message = f"model {predictor.version} failed on this batch: {type(exc).__name__}: {exc}"
         for raw in raws:
-            _dead_letter(result, raw, errors.SCORING_FAILED, message, failed_at)
+            _dead_letter(result, raw, dead_letters.SCORING_FAILED, message, failed_at)
         return
     result.inference_seconds = time.perf_counter() - inference_started
 
     version = predictor.version
     version_header = ("model_version", version.encode())
-    threshold = predictor.threshold
-    scored_at = datetime.fromtimestamp(now, UTC).isoformat()  # as orjson writes a datetime
-    decisions = (probabilities >= threshold).tolist()
     ids = columns["event_id"]
     customer_ids = columns["customer_id"]
-    rows = zip(ids, customer_ids, event_times, probabilities.tolist(), decisions, strict=True)
-    payloads = [
-        {
-            "event_id": event_id,
-            "customer_id": customer_id,
-            "churn_probability": probability,
-            "churn": churn,
-            "threshold": threshold,
-            "model_version": version,
-            "scored_at": scored_at,
-            "event_time": event_time,
-            "schema_version": SCHEMA_VERSION,
-        }
-        for event_id, customer_id, event_time, probability, churn in rows
-    ]
+    payloads = prediction_payloads(
+        ids,
+        customer_ids,
+        event_times,
+        probabilities.tolist(),
+        predictor.threshold,
+        version,
+        datetime.fromtimestamp(now, UTC).isoformat(),  # once per batch, as orjson writes a datetime
+    )
     headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
     keys = map(str.encode, customer_ids)
     result.predictions.extend(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
     result.event_times = timestamps
     result.probabilities = probabilities
-    result.churned = int(sum(decisions))
+    result.churned = int(np.count_nonzero(probabilities >= predictor.threshold))

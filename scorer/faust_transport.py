@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
+from faust.transport.drivers import aiokafka as driver
 
-def install_fetch_wait(app: Any, fetch_max_wait_ms: int) -> None:
+
+def install_fetch_wait(app: faust.App, fetch_max_wait_ms: int) -> None:
     """Give ``app`` an aiokafka transport whose worker consumer waits at most ``fetch_max_wait_ms``.
 
     Call right after creating the app, before ``app.topic(...)`` (which creates the transport).
     """
-    from faust.transport.drivers import aiokafka as driver
 
     class _ConsumerThread(driver.AIOKafkaConsumerThread):  # type: ignore[misc]
         def _create_worker_consumer(self, transport: Any) -> Any:

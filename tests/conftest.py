@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from kafka_tools import KafkaTools
 
-from tests.prometheus import PrometheusServer
+from tests.support.kafka_tools import KafkaTools
+from tests.support.prometheus import PrometheusServer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             with KafkaContainer() as container:
                 yield container.get_bootstrap_server()
             return
-    from scorer.broker import EmbeddedBroker
+    from devstack.broker import EmbeddedBroker
 
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=log_path) as broker:

@@ -31,7 +31,7 @@ class TrainConfig:
     test_size: float = 0.2
     cv_folds: int = 5
     candidates: list[str] | None = None
-    store: Path = Path("models/store")
+    store: Path = Path("model-store")
     promote: bool = True
     plots: bool = True
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.ports import free_port
+from devstack.processes import ChurnProcess
 from models.registry import ModelRegistry
 from training.run import TrainConfig, train
 from training.synthetic import generate
@@ -35,12 +34,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     return root, first.version, second.version
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def customers(n: int) -> list[dict[str, Any]]:
     frame = generate(n, seed=8).drop(columns=["churn"])
     return [
@@ -55,17 +48,11 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = store.parent / f"api-{self.port}.log"
-        churn = Path(sys.executable).with_name("churn")
-        with self.log.open("w") as log:
-            self.process = subprocess.Popen(
-                [str(churn), "api", "--port", str(self.port), "--store", str(store), *extra],
-                env={**os.environ, **(env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        args = ["api", "--port", str(self.port), "--store", str(store), *extra]
+        self.process = ChurnProcess(args, {**os.environ, **(env or {})}, self.log)
         deadline = time.monotonic() + 60
         while True:
-            assert self.process.poll() is None, self.log.read_text()
+            assert self.process.running(), self.log.read_text()
             try:
                 if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
                     return
@@ -74,9 +61,8 @@ class Server:
             assert time.monotonic() < deadline, "the API did not become ready"
             time.sleep(0.1)
 
-    def stop(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=30)
+    def stop(self) -> tuple[int | None, str]:
+        code = self.process.stop(signal.SIGTERM, timeout=30)
         return code, self.log.read_text()
 
 
@@ -84,7 +70,7 @@ class Server:
 def server(store: tuple[Path, str, str]) -> Iterator[Server]:
     running = Server(store[0], env={"CHURN_MODEL_POLL_INTERVAL_S": "0.2"})
     yield running
-    if running.process.poll() is None:
+    if running.process.running():
         running.stop()
 
 

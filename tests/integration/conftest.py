@@ -4,8 +4,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess, scorer_env
+
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess, scorer_env
 
 
 @pytest.fixture

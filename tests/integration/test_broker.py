@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from kafka_tools import KafkaTools
 
-from scorer.broker import BrokerError, EmbeddedBroker, kafka_ready, port_open
+from devstack.broker import BrokerError, EmbeddedBroker
+from devstack.ports import port_open
+from kafka_io.broker_watch import kafka_ready
+from tests.support.kafka_tools import KafkaTools
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +45,8 @@ def test_churn_broker_command_serves_until_sigterm() -> None:
     import subprocess
     import time
 
-    from scorer_process import CHURN
-
-    from scorer.broker import free_port
+    from devstack.ports import free_port
+    from tests.support.scorer_process import CHURN
 
     port = free_port()
     process = subprocess.Popen([CHURN, "broker", "--port", str(port)], stdout=subprocess.PIPE, text=True)

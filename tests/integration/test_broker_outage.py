@@ -8,11 +8,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import CHURN, ScorerProcess, scorer_env
 
+from devstack.broker import EmbeddedBroker
 from producer.events import synthetic_events
-from scorer.broker import EmbeddedBroker
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,36 +14,29 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess, scorer_env
 
 from producer.events import synthetic_events
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess, scorer_env
 
 pytestmark = pytest.mark.integration
 
 #: A scorer whose producer refuses records above 1,000 bytes; engine from argv[1].
 FAULTY_SCORER = """
 import logging, sys
+from config.settings import Settings
+from kafka_io.sink import DeliverySink
+from models.live import LiveModel
 from models.registry import ModelRegistry
 from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
-from scorer.model_provider import ModelProvider
-from scorer.sink import DeliverySink
+from scorer.engines import build_engine
 
 logging.basicConfig(level=logging.INFO)
-settings = Settings()
+settings = Settings(scorer_engine=sys.argv[1])
 metrics = ScorerMetrics.create()
-provider = ModelProvider.from_store(ModelRegistry(settings.model_store), metrics)
+live = LiveModel.load(ModelRegistry(settings.model_store), events=metrics)
 sink = DeliverySink(settings, **{"message.max.bytes": 1000})
-if sys.argv[1] == "faust":
-    from scorer.app import create_app
-
-    create_app(settings, provider, metrics, sink=sink).worker().execute_from_commandline()
-else:
-    from scorer.native import NativeScorer
-    from scorer.runtime import BatchHandler
-
-    NativeScorer(settings, BatchHandler(settings, provider, metrics, sink)).run()
+build_engine(settings, live, metrics, sink=sink).serve()
 """
 
 

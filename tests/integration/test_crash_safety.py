@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from schemas.settings import Settings
-from scorer.chaos import run_chaos
+from benchmarks.chaos import run_chaos
+from config.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import CHURN, ScorerProcess
 
 from producer.events import synthetic_events
-from schemas.events import DeadLetter
+from schemas.dead_letters import DeadLetter
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN, ScorerProcess
 
 pytestmark = pytest.mark.integration
 

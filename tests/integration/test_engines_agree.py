@@ -6,12 +6,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from bad_records import bad_records
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess, scorer_env
 
 from producer.events import synthetic_events
-from schemas.events import DeadLetter
+from schemas.dead_letters import DeadLetter
+from tests.support.bad_records import bad_records
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess, scorer_env
 
 pytestmark = pytest.mark.integration
 

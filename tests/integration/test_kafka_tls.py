@@ -19,14 +19,16 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
-from scorer_process import CHURN, ScorerProcess, scorer_env
-from tls_certs import Pki, make_pki
-from tls_proxy import TlsProxy
 
-from schemas.settings import Settings
-from scorer.broker import EmbeddedBroker, free_port, kafka_ready
-from scorer.kafka_config import confluent_consumer
-from scorer.topics import ensure_topics
+from config.settings import Settings
+from devstack.broker import EmbeddedBroker
+from devstack.ports import free_port
+from kafka_io.broker_watch import kafka_ready
+from kafka_io.client_config import confluent_consumer
+from kafka_io.topics import ensure_topics
+from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
+from tests.support.tls_certs import Pki, make_pki
+from tests.support.tls_proxy import TlsProxy
 
 pytestmark = pytest.mark.integration
 

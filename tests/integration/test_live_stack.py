@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bad_records import bad_records
-from kafka_tools import KafkaTools
-from scorer_process import CHURN, ScorerProcess
 
+from devstack.ports import free_port
 from monitoring import promql
-from scorer.broker import free_port
-from tests.prometheus import PrometheusServer
+from tests.support.bad_records import bad_records
+from tests.support.kafka_tools import KafkaTools
+from tests.support.prometheus import PrometheusServer
+from tests.support.scorer_process import CHURN, ScorerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -8,16 +8,16 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from bad_records import Bad, bad_records
-from kafka_tools import KafkaTools
-from scorer_process import ScorerProcess
 
 from producer.events import synthetic_events
-from schemas.events import DeadLetter
+from schemas.dead_letters import DeadLetter
+from tests.support.bad_records import Bad, bad_records
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import ScorerProcess
 
 pytestmark = pytest.mark.integration
 
-#: The kinds the issue names, each with the catalogue entry (by name) that covers it.
+#: The kinds of bad input the scorer must tell apart, each with the catalogue entry (by name) that covers it.
 ISSUE_KINDS = {
     "not JSON": "plain_text",
     "truncated JSON": "truncated_json",
@@ -54,7 +54,7 @@ def test_the_catalogue_covers_every_kind_the_issue_names() -> None:
         assert name in catalogue, kind
     assert len(catalogue) >= 30
     assert len({b.error_type for b in catalogue.values()}) >= 19
-    # Each issue kind lands on a type that says what is wrong, never the catch-all.
+    # Each kind lands on a type that says what is wrong, never the catch-all.
     assert all(catalogue[name].error_type != "invalid_value" for name in ISSUE_KINDS.values())
 
 

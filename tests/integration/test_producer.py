@@ -9,13 +9,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import CHURN
 
+from config.settings import Settings
 from producer.events import synthetic_events
 from producer.publisher import publish
 from schemas.events import CustomerEvent
-from schemas.settings import Settings
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN
 
 pytestmark = pytest.mark.integration
 

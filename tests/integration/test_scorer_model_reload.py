@@ -10,11 +10,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import CHURN, ScorerProcess, scorer_env
 
 from models.registry import CURRENT_FILE, MODEL_FILE, ModelRegistry
 from producer.events import synthetic_events
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN, ScorerProcess, scorer_env
 from training.run import TrainConfig, train
 
 pytestmark = pytest.mark.integration

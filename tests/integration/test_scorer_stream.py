@@ -12,12 +12,13 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from bad_records import bad_records
-from kafka_tools import KafkaTools
-from scorer_process import CHURN, ScorerProcess
 
 from producer.events import synthetic_events
-from schemas.events import ChurnPrediction, DeadLetter
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
+from tests.support.bad_records import bad_records
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN, ScorerProcess
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka_tools import KafkaTools
-from scorer_process import CHURN
 
-from scorer.broker import free_port, port_open
+from devstack.ports import free_port, port_open
+from tests.support.kafka_tools import KafkaTools
+from tests.support.scorer_process import CHURN
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

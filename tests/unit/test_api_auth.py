@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from api_support import Store, customer, store_copy
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.settings import Settings
+from tests.support.api_support import Store, customer, store_copy
 
 KEY = "s3cret-key-ü"  # non-ASCII on purpose: compared as bytes, never crashes
 

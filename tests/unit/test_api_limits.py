@@ -8,12 +8,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from api_support import Store, customer, store_copy
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.settings import Settings
+from tests.support.api_support import Store, customer, store_copy
 
 KEY = "limit-test-key"
 

@@ -1,18 +1,26 @@
-"""/predict and /predict/batch give what `churn predict` gives for the same rows (within 1e-9)."""
+"""/predict and /predict/batch give what `churn predict` gives for the same rows (within 1e-9),
+and write the prediction the stream writes for the same event, field for field."""
 
 from __future__ import annotations
 
 import csv
+from datetime import datetime
 from typing import Any
 
+import orjson
 import pytest
-from api_support import Store, store_copy
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app as churn
-from schemas.settings import Settings
+from config.settings import Settings
+from kafka_io.records import RawRecord
+from models.predictor import Predictor
+from producer.events import synthetic_events
+from schemas.predictions import ChurnPrediction
+from scorer.batch import BatchLimits, score_batch
+from tests.support.api_support import Store, store_copy
 from training.data import to_telco_csv
 from training.synthetic import generate
 
@@ -83,3 +91,30 @@ def test_csv_text_values_give_the_same_answer(client: TestClient, scored: tuple[
 def test_the_fixture_covers_blank_total_charges(scored: tuple[Store, Any, Any]) -> None:
     _, rows, _ = scored
     assert sum(1 for r in rows if not r["TotalCharges"].strip()) >= ROWS // 25
+
+
+def test_the_stream_and_the_api_write_the_same_prediction(
+    client: TestClient, scored: tuple[Store, Any, Any]
+) -> None:
+    store = scored[0]
+    events = synthetic_events(20, seed=3)
+    records = [
+        RawRecord(orjson.dumps(e), e["customer_id"].encode(), "events", 0, offset)
+        for offset, e in enumerate(events)
+    ]
+    result = score_batch(records, Predictor.from_registry(store.registry), BatchLimits())
+    stream = [orjson.loads(record.value or b"") for record in result.predictions]
+    single = [client.post("/predict", json=event).json() for event in events]
+    batch = client.post("/predict/batch", json=events).json()["predictions"]
+    assert len(stream) == len(single) == len(batch) == len(events)
+    for written, one, many in zip(stream, single, batch, strict=True):
+        assert list(written) == list(one) == list(many)  # the same fields, in the same order
+        for field, value in written.items():
+            if field == "scored_at":  # the time of scoring: the same form, not the same instant
+                assert datetime.fromisoformat(value).tzinfo is not None
+                assert datetime.fromisoformat(one[field]).tzinfo is not None
+            elif field == "churn_probability":
+                assert one[field] == pytest.approx(value, abs=1e-9) == many[field]
+            else:
+                assert one[field] == value == many[field], field
+        ChurnPrediction.model_validate(written)

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import Store, customer, records, store_copy, tamper
 
 from api.app import create_app
+from config.settings import Settings
 from models.predictor import Predictor
 from models.registry import MODEL_FILE
-from schemas.settings import Settings
+from tests.support.api_support import Store, customer, records, store_copy, tamper
 
 CLIENTS = 8
 

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Store, customer, records, store_copy
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from config.settings import Settings
 from models.predictor import Predictor
-from schemas.events import ChurnPrediction
-from schemas.settings import Settings
+from schemas.predictions import ChurnPrediction
+from tests.support.api_support import Store, customer, records, store_copy
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import store_copy
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from api.app import create_app
-from schemas.settings import Settings
+from config.settings import Settings
+from tests.support.api_support import store_copy
 
 OPERATIONS = [
     ("POST", "/predict"),

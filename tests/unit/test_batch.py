@@ -10,12 +10,14 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from bad_records import bad_records
 
+from kafka_io.records import RawRecord
 from producer.events import synthetic_events
-from schemas.events import ChurnPrediction, DeadLetter
-from scorer import errors
-from scorer.batch import BatchLimits, RawRecord, score_batch
+from schemas import dead_letters
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
+from scorer.batch import BatchLimits, score_batch
+from tests.support.bad_records import bad_records
 
 LIMITS = BatchLimits(max_event_bytes=64 * 1024, max_future_skew_s=300.0)
 
@@ -80,7 +82,7 @@ def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) 
 
 def test_catalogue_covers_every_input_error_type() -> None:
     covered = {b.error_type for b in bad_records()}
-    assert covered == set(errors.ALL_TYPES) - {errors.SCORING_FAILED}
+    assert covered == set(dead_letters.ALL_TYPES) - {dead_letters.SCORING_FAILED}
 
 
 def test_error_message_names_the_field_and_reason(predictor: Any) -> None:

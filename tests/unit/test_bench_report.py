@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import typer
 
-from cli.bench_stream import _latency_cell, _report
+from benchmarks.stream_bench import latency_cell, render_report
 from cli.console import fail
-from schemas.settings import Settings
+from config.settings import Settings
 
 
 def _lat(p50: float, p99: float, count: int = 100, expected: int = 100) -> dict[str, float]:
@@ -18,9 +18,9 @@ def _lat(p50: float, p99: float, count: int = 100, expected: int = 100) -> dict[
 
 def test_a_latency_cell_is_the_median_of_the_runs_with_each_p99() -> None:
     runs = [_lat(8.0, 18.0), _lat(9.0, 74.0), _lat(7.0, 25.0, count=90)]
-    assert _latency_cell("native", runs) == "8.0 / 25.0 (18.0, 74.0, 25.0 90/100)"
-    assert _latency_cell("floor", []) == "n/a"
-    assert _latency_cell("native", []) == "not measured"
+    assert latency_cell("native", runs) == "8.0 / 25.0 (18.0, 74.0, 25.0 90/100)"
+    assert latency_cell("floor", []) == "n/a"
+    assert latency_cell("native", []) == "not measured"
 
 
 def test_the_report_has_one_column_per_latency_rate_and_the_same_run_ratios() -> None:
@@ -31,7 +31,7 @@ def test_the_report_has_one_column_per_latency_rate_and_the_same_run_ratios() ->
     }
     latency = {("scorer", 1000.0): [_lat(30.0, 60.0)], ("native", 1000.0): [_lat(5.0, 10.0)]}
     manifest: dict[str, Any] = {"selected_model": "m", "version": "v"}
-    text = _report(results, latency, 50_000, 3, manifest, "machine", "broker", Settings())
+    text = render_report(results, latency, 50_000, 3, manifest, "machine", "broker", Settings())
     header = next(line for line in text.splitlines() if line.startswith("| variant"))
     assert header.count("|") == 6  # variant, events/s, runs, RSS, one latency rate
     assert "| 130,000 | 120,000, 130,000, 140,000 | 190 | 5.0 / 10.0 (10.0) |" in text
@@ -41,7 +41,7 @@ def test_the_report_has_one_column_per_latency_rate_and_the_same_run_ratios() ->
 
 def test_without_latency_runs_the_table_has_no_empty_column() -> None:
     results = {"native": [{"rate": 1.0, "rss_mb": 1.0}]}
-    text = _report(results, {}, 1, 1, {}, "machine", "broker", Settings())
+    text = render_report(results, {}, 1, 1, {}, "machine", "broker", Settings())
     assert "| variant | events/s (median) | runs | RSS MiB |\n" in text
 
 

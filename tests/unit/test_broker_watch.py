@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from scorer.broker_watch import ReconnectLogThrottle
+from kafka_io.broker_watch import ReconnectLogThrottle
 
 
 def _record(msg: str) -> logging.LogRecord:

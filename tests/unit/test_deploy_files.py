@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHURN_SERVICES = ("trainer", "scorer", "api", "producer")
@@ -255,7 +255,7 @@ def test_no_dev_dependencies_in_the_image() -> None:
 
 def test_dockerignore_keeps_the_context_small() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    for entry in (".git", ".venv", "models/store", "tests", "data"):
+    for entry in (".git", ".venv", "model-store", "tests", "data"):
         assert entry in ignored, entry
     for needed in ("pyproject.toml", "README.md", "monitoring", "cli"):
         assert needed not in ignored, needed

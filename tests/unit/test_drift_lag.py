@@ -1,4 +1,4 @@
-"""churn_drift_psi (scorer.drift) and churn_consumer_lag (scorer.lag) without a broker."""
+"""churn_drift_psi (scorer.drift) and churn_consumer_lag (kafka_io.lag) without a broker."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kafka_io.lag import LagReporter
 from monitoring.metrics import ScorerMetrics
 from scorer.drift import DriftMonitor, psi
-from scorer.lag import LagReporter
 
 TWO_BINS = {"reference_distribution": {"bins": [0.0, 0.5, 1.0], "fractions": [0.5, 0.5]}}
 

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kafka_io.records import RawRecord
 from producer.events import synthetic_events
 from schemas.events import CustomerEvent
 from schemas.features import FEATURES, SCHEMA_VERSION, TELCO_ALIASES
-from scorer.batch import BatchLimits, RawRecord, _decode, _model_validate, _RejectedError, score_batch
+from scorer.batch import BatchLimits, _decode, _model_validate, _RejectedError, score_batch
 from scorer.fast_check import COLUMNS, FastBatch, columns_of, read_batch
 
 #: Values that are valid somewhere, lenient somewhere, or wrong: each is tried in every field.

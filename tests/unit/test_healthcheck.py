@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from devstack.ports import free_port
 from monitoring import healthcheck
-from tests.prometheus import free_port
 
 
 class Handler(BaseHTTPRequestHandler):

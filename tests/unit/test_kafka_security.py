@@ -9,23 +9,22 @@ through Faust's own translation to aiokafka options.
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import confluent_kafka
 import confluent_kafka.admin
 import pytest
-from tls_certs import Pki, make_pki
 from typer.testing import CliRunner
 
-from schemas.settings import Settings
-from scorer.broker import readiness_config
-from scorer.kafka_config import (
-    KafkaSecurityError,
-    confluent_common,
-    faust_credentials,
-    redacted,
-)
+import cli.main
+import kafka_io.sink
+import producer.publisher
+from config.settings import Settings
+from kafka_io.broker_watch import readiness_config
+from kafka_io.client_config import KafkaSecurityError, confluent_common, faust_credentials, redacted
+from tests.support.tls_certs import Pki, make_pki
 
 PASSWORD = "s3cr3t-pa55word-never-logged"
 
@@ -90,12 +89,21 @@ def _security_part(config: dict[str, Any]) -> dict[str, Any]:
 
 
 class Recorder:
-    """Wraps the real confluent-kafka classes and keeps each constructor's config."""
+    """Wraps the real confluent-kafka classes and keeps each constructor's config.
+
+    The wrapper replaces the class in confluent_kafka and in every loaded module of ours
+    that imported it by name.
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.configs: dict[str, list[dict[str, Any]]] = {}
         for name in ("Producer", "Consumer"):
-            monkeypatch.setattr(confluent_kafka, name, self._wrap(name, getattr(confluent_kafka, name)))
+            real = getattr(confluent_kafka, name)
+            wrapped = self._wrap(name, real)
+            monkeypatch.setattr(confluent_kafka, name, wrapped)
+            for module in list(sys.modules.values()):
+                if module is not confluent_kafka and getattr(module, name, None) is real:
+                    monkeypatch.setattr(module, name, wrapped)
 
     def _wrap(self, name: str, real: type) -> type:
         recorder = self
@@ -111,16 +119,13 @@ class Recorder:
 def test_every_confluent_client_gets_the_same_security(
     case: str, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from producer.publisher import Publisher
-    from scorer.sink import DeliverySink
-
     caplog.set_level(logging.DEBUG)
     settings = _settings(pki, case, tmp_path)
     want = _expected(settings)
     recorder = Recorder(monkeypatch)
 
-    Publisher(settings)  # churn produce
-    DeliverySink(settings)  # the scorer's output producer
+    producer.publisher.Publisher(settings)  # churn produce
+    kafka_io.sink.DeliverySink(settings)  # the scorer's output producer
     probe = readiness_config("127.0.0.1:1", 0.1, settings)  # the embedded broker's readiness probe
     confluent_kafka.admin.AdminClient(probe)
     recorder.configs["AdminClient"] = [probe]
@@ -136,8 +141,6 @@ def test_every_confluent_client_gets_the_same_security(
 
 
 def _run_consume_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cli.main import app
-
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
@@ -146,7 +149,7 @@ def _run_consume_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
         elif isinstance(value, list | dict):
             continue
         monkeypatch.setenv(f"CHURN_{name.upper()}", str(value))
-    result = CliRunner().invoke(app, ["consume", "--dlq", "--timeout", "0.1"])
+    result = CliRunner().invoke(cli.main.app, ["consume", "--dlq", "--timeout", "0.1"])
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output
 
@@ -155,7 +158,7 @@ def _run_consume_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_path: Path) -> None:
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
-    from scorer.benchmark import _faust_app
+    from scorer.faust_engine import faust_app
 
     settings = _settings(pki, case, tmp_path)
     credentials = faust_credentials(settings)
@@ -174,7 +177,7 @@ def test_faust_worker_and_bench_get_the_same_security(case: str, pki: Pki, tmp_p
         assert context.check_hostname
     else:
         assert context is None
-    bench_app = _faust_app(settings)
+    bench_app = faust_app(settings)
     assert credentials_to_aiokafka_auth(bench_app.conf.broker_credentials)["security_protocol"] == protocol
 
 
@@ -182,15 +185,14 @@ def test_the_scorer_app_passes_credentials(pki: Pki, tmp_path: Path, model_store
     from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
     from prometheus_client import CollectorRegistry
 
+    from models.live import LiveModel
     from models.registry import ModelRegistry
     from monitoring.metrics import ScorerMetrics
-    from scorer.app import create_app
-    from scorer.model_provider import ModelProvider
+    from scorer.engines import build_engine
 
-    settings = _settings(pki, "sasl-ssl-scram512", tmp_path)
+    settings = _settings(pki, "sasl-ssl-scram512", tmp_path).with_overrides(scorer_engine="faust")
     metrics = ScorerMetrics.create(CollectorRegistry())
-    provider = ModelProvider.from_store(ModelRegistry(model_store), metrics)
-    scorer = create_app(settings, provider, metrics)
+    scorer = build_engine(settings, LiveModel.load(ModelRegistry(model_store)), metrics)
     auth = credentials_to_aiokafka_auth(scorer.app.conf.broker_credentials)
     assert auth["security_protocol"] == "SASL_SSL"
     assert auth["sasl_mechanism"] == "SCRAM-SHA-512"

@@ -6,11 +6,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from api_support import Store, records, store_copy, tamper
 
 from models.live import LiveModel
 from models.predictor import Predictor
-from models.registry import MODEL_FILE, ModelRegistry
+from models.probes import probe_records
+from models.registry import MODEL_FILE, ModelRegistry, RegistryError
+from schemas.events import CustomerFeatures
+from schemas.features import CATEGORIES
+from tests.support.api_support import Store, records, store_copy, tamper
 
 
 @pytest.fixture
@@ -26,16 +29,39 @@ def test_empty_store_has_no_model(tmp_path: Path) -> None:
     assert live.version is None
 
 
+class Events:
+    """Records what a LiveModel tells its metrics."""
+
+    def __init__(self) -> None:
+        self.loaded: list[tuple[str, str]] = []
+        self.refused = 0
+
+    def model_loaded(self, version: str, model: str) -> None:
+        self.loaded.append((version, model))
+
+    def model_refused(self) -> None:
+        self.refused += 1
+
+
+def test_empty_store_cannot_be_loaded_for_serving(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="no promoted model"):
+        LiveModel.load(ModelRegistry(tmp_path / "empty"))
+    with pytest.raises(RegistryError, match="no model is loaded"):
+        _ = LiveModel(ModelRegistry(tmp_path / "empty")).current
+
+
 def test_loads_the_promoted_version_then_reports_unchanged(store: Store) -> None:
-    changes: list[str] = []
-    live = LiveModel(store.registry, on_change=lambda p: changes.append(p.version))
+    events = Events()
+    live = LiveModel(store.registry, events=events)
     first = live.refresh()
     assert (first.status, first.serving, first.previous) == ("loaded", store.v1, None)
     assert live.predictor is not None
     assert live.predictor.fast_path  # the compiled path agreed with sklearn on the probes
     second = live.refresh()
     assert (second.status, second.serving) == ("unchanged", store.v1)
-    assert changes == [store.v1]
+    assert events.loaded == [(store.v1, "spline_logistic")]
+    assert events.refused == 0
+    assert LiveModel.load(store.registry).current.version == store.v1
 
 
 def test_swaps_to_a_newly_promoted_version(store: Store) -> None:
@@ -54,7 +80,8 @@ def test_swaps_to_a_newly_promoted_version(store: Store) -> None:
 
 
 def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> None:
-    live = LiveModel(store.registry)
+    events = Events()
+    live = LiveModel(store.registry, events=events)
     live.refresh()
     store.registry.promote(store.v2)
     original = tamper(store.path / store.v2 / MODEL_FILE)
@@ -67,10 +94,12 @@ def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> No
     assert "sha256 mismatch" in result.error
     assert live.version == store.v1
     assert live.failures == 1
+    assert events.refused == 1
 
     # the poll loop does not retry the same broken version over and over
     assert live.refresh().status == "unchanged"
     assert live.failures == 1
+    assert events.refused == 1
 
     # once the file is repaired, a forced refresh loads it
     (store.path / store.v2 / MODEL_FILE).write_bytes(original)
@@ -131,3 +160,14 @@ def test_refuses_a_verified_artifact_that_is_not_a_pipeline(store: Store) -> Non
     assert result.status == "refused"
     assert result.candidate == odd
     assert live.version == store.v1
+
+
+def test_probe_records_are_valid_customers_covering_every_level() -> None:
+    probes = probe_records()
+    assert probes == probe_records()  # the same probes on every load
+    for record in probes:
+        CustomerFeatures.model_validate(record)
+    for name, levels in CATEGORIES.items():
+        assert {record[name] for record in probes} == set(levels), name
+    assert any(record["total_charges"] is None for record in probes)
+    assert {record["senior_citizen"] for record in probes} == {0, 1}

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from monitoring import prometheus_config, promql
-from tests.prometheus import find_binary
+from tests.support.prometheus import find_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
@@ -23,7 +23,7 @@ DASHBOARD = MONITORING / "grafana" / "dashboards" / "churn.json"
 DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = MONITORING / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
 
-#: Panel title -> a series its queries must use. The issue's list of panels.
+#: Panel title -> a series its queries must use: every panel the dashboard promises.
 REQUIRED_PANELS = {
     "Events consumed /s": "churn_events_consumed_total",
     "Predictions /s by outcome": "churn_predictions_total",
@@ -40,7 +40,7 @@ REQUIRED_PANELS = {
     "API error rate": "churn_api_requests_total",
 }
 
-#: Alert name -> (severity, a series its expression must use). The issue's list of alerts.
+#: Alert name -> (severity, a series its expression must use): every alert the rules promise.
 REQUIRED_ALERTS = {
     "ChurnNoPredictions": ("critical", "churn_predictions_total"),
     "ChurnDeadLetterRateHigh": ("warning", "churn_dead_letters_total"),

@@ -25,9 +25,10 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
+from devstack.ports import free_port
 from monitoring import promql
 from monitoring.metrics import ApiMetrics, ScorerMetrics, set_model_info
-from tests.prometheus import PrometheusServer, free_port
+from tests.support.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "churn.json"

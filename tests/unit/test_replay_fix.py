@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from scorer.replay import Fix, FixError, error_type_of, merge_patch
+from producer.replay import Fix, FixError, error_type_of, merge_patch
 
 
 def test_merge_patch_follows_rfc_7386() -> None:

@@ -6,10 +6,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
-from schemas import CATEGORIES, FEATURES, ChurnPrediction, CustomerEvent, DeadLetter, PredictRequest
+from schemas import (
+    CATEGORIES,
+    FEATURES,
+    ChurnPrediction,
+    CustomerEvent,
+    DeadLetter,
+    PredictRequest,
+    prediction_payloads,
+)
 from schemas.features import TELCO_ALIASES
 
 
@@ -193,7 +202,7 @@ def test_dead_letter_headers_round_trip() -> None:
 def test_a_run_gets_topics_and_a_group_of_its_own_and_its_children_get_them_by_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from schemas.settings import Settings
+    from config.settings import Settings
 
     monkeypatch.setenv("CHURN_EVENTS_TOPIC", "from-the-parent")
     monkeypatch.setenv("UNRELATED", "kept")
@@ -210,3 +219,34 @@ def test_a_run_gets_topics_and_a_group_of_its_own_and_its_children_get_them_by_e
     assert env["CHURN_KAFKA_BOOTSTRAP_SERVERS"] == "h:1"
     assert env["CHURN_TOPIC_PARTITIONS"] == str(run.topic_partitions)
     assert not any(v == "from-the-parent" for v in env.values())
+
+
+def test_prediction_payloads_validate_as_churn_predictions() -> None:
+    scored_at = datetime(2026, 11, 26, 7, 0, 1, 250000, tzinfo=UTC)
+    event_time = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
+    payloads = prediction_payloads(
+        ["e-1", "e-2", "e-3"],
+        ["c-1", "c-2", "c-3"],
+        [event_time, "2026-11-26T07:00:00+00:00", None],
+        [0.1, 0.5, 0.9],
+        0.5,
+        "v1",
+        scored_at,
+    )
+    predictions = [ChurnPrediction.model_validate(p) for p in payloads]
+    assert [p.event_id for p in predictions] == ["e-1", "e-2", "e-3"]
+    assert [p.churn for p in predictions] == [False, True, True]  # at or above the threshold
+    assert {p.model_version for p in predictions} == {"v1"}
+    assert {p.scored_at for p in predictions} == {scored_at}
+    assert [p.event_time for p in predictions] == [event_time, event_time, None]
+    # ISO text and a datetime are written alike
+    as_text = prediction_payloads(
+        ["e-1"], ["c-1"], [event_time.isoformat()], [0.1], 0.5, "v1", scored_at.isoformat()
+    )
+    assert orjson.dumps(as_text[0]) == orjson.dumps(payloads[0])
+    assert list(payloads[0]) == list(ChurnPrediction.model_fields)
+
+
+def test_prediction_payloads_refuse_columns_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match="zip"):
+        prediction_payloads(["e-1"], ["c-1", "c-2"], [None], [0.5], 0.5, "v1", datetime.now(UTC))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from schemas.settings import Settings
-from scorer.batch import OutRecord
-from scorer.broker import free_port
-from scorer.sink import DeliverySink
+from config.settings import Settings
+from devstack.ports import free_port
+from kafka_io.records import OutRecord
+from kafka_io.sink import DeliverySink
 
 
 def _unreachable_sink() -> DeliverySink:

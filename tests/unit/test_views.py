@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from schemas.events import ChurnPrediction, DeadLetter
-from scorer.views import render, row_from
+from cli.views import render, row_from
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
 
 
 def test_prediction_row_shows_probability_and_latency() -> None:

@@ -1,7 +1,7 @@
-"""The native engine: ``churn score --engine native``.
+"""The native engine of ``churn score --engine native``.
 
 A confluent-kafka consumer in the scorer's consumer group around the same
-batch core, sink and metrics as the Faust worker (:class:`scorer.runtime.BatchHandler`):
+batch core, sink and metrics as the Faust worker (:class:`scorer.handler.BatchHandler`):
 
 1. a batch is up to ``max_batch`` records: the first waited for at most
    ``max_wait`` (``poll``), the rest what the client has already fetched
@@ -28,29 +28,31 @@ committed, then the consumer leaves the group and the process exits 0.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
-from schemas.settings import Settings
-from scorer.batch import BatchResult, RawRecord
-from scorer.kafka_config import confluent_consumer
-from scorer.lag import LagReporter
-from scorer.runtime import BatchHandler
-from scorer.sink import Delivery
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from config.settings import Settings
+from kafka_io.client_config import confluent_consumer
+from kafka_io.lag import LagReporter
+from kafka_io.records import RawRecord
+from kafka_io.sink import Delivery
+from scorer.batch import BatchResult
+from scorer.handler import BatchHandler
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeScorer.__init__).
+#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeEngine.__init__).
 NATIVE_FETCH_WAIT_MS = 5
 
 
-class NativeScorer:
-    """Run with :meth:`run`; stop from any thread or a signal handler with :meth:`request_stop`."""
+class NativeEngine:
+    """A confluent-kafka consumer loop around a :class:`BatchHandler`; :meth:`serve` runs it until SIGTERM."""
 
     def __init__(
         self,
@@ -61,8 +63,6 @@ class NativeScorer:
         client_id: str = "churn-scorer-native",
         follow_model: bool = True,
     ) -> None:
-        from confluent_kafka import Consumer
-
         self.settings = settings
         self.handler = handler
         self.stop_event = threading.Event()
@@ -93,8 +93,14 @@ class NativeScorer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def request_stop(self, *_: Any) -> None:
-        self.stop_event.set()
+    def serve(self, max_events: int | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or ``max_events`` handled), then close the sink."""
+        self.install_signal_handlers()
+        tune_gc()
+        try:
+            self.run(max_events)
+        finally:
+            self.handler.sink.close()
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, _frame: FrameType | None) -> None:
@@ -144,7 +150,7 @@ class NativeScorer:
 
     # -- one batch -------------------------------------------------------------------------
 
-    def _next_batch(self, size: int, wait: float) -> list[Any]:
+    def _next_batch(self, size: int, wait: float) -> list[Message]:
         """Up to ``size`` records: wait at most ``wait`` s for the first, then take what is fetched.
 
         ``consume(size, wait)`` alone would hold every batch until it is full or
@@ -159,7 +165,7 @@ class NativeScorer:
             return []
         return [first, *consumer.consume(size - 1, timeout=0)] if size > 1 else [first]
 
-    def _handle(self, messages: list[Any]) -> int:
+    def _handle(self, messages: list[Message]) -> int:
         assigned = self._assigned
         records: list[RawRecord] = []
         last: dict[TP, int] = {}
@@ -171,7 +177,7 @@ class NativeScorer:
             tp = (m.topic(), m.partition())
             if tp not in assigned:  # revoked while this record was on its way: not ours now
                 continue
-            offset = m.offset()
+            offset: int = m.offset()  # type: ignore[assignment]  # set on every record without an error
             append(RawRecord(m.value(), m.key(), tp[0], tp[1], offset, m.timestamp()[1] / 1000))
             last[tp] = offset
         if not records:
@@ -179,7 +185,7 @@ class NativeScorer:
         handler = self.handler
         result = handler.score(records)
         # The previous batch was travelling to the broker while this one was consumed and scored;
-        # it must be acknowledged before this one enters the producer (see scorer.sink).
+        # it must be acknowledged before this one enters the producer (see kafka_io.sink).
         self._finish_in_flight()
         self._in_flight = (handler.sink.submit(handler.outputs(result)), result, last)
         return len(records)
@@ -199,8 +205,6 @@ class NativeScorer:
         self._commit(synchronous=False)
 
     def _commit(self, synchronous: bool, partitions: set[TP] | None = None) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
-
         todo = [
             TopicPartition(t, p, o)
             for (t, p), o in self._done.items()
@@ -221,7 +225,7 @@ class NativeScorer:
             for tp in todo:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
 
-    def _on_commit(self, err: Any, partitions: list[Any]) -> None:
+    def _on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
         if err is not None:
             log.warning("offset commit failed: %s", err)
             return
@@ -231,12 +235,12 @@ class NativeScorer:
 
     # -- rebalance -------------------------------------------------------------------------
 
-    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._assigned |= tps
         log.info("assigned %s", sorted(tps))
 
-    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         # Called inside consume(), between batches: finish the one in flight, commit what is done.
         self._finish_in_flight()
@@ -244,7 +248,7 @@ class NativeScorer:
         self._forget(tps)
         log.info("revoked %s", sorted(tps))
 
-    def _on_lost(self, _consumer: Any, partitions: list[Any]) -> None:
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._finish_in_flight()  # its output is still delivered; the commit of lost ones fails harmlessly
         self._forget(tps)  # no commit: the group generation is gone
@@ -261,8 +265,6 @@ class NativeScorer:
 
     def _report_lag(self) -> None:
         """High watermark (cached from fetch responses) minus position, per assigned partition."""
-        from confluent_kafka import TopicPartition
-
         if not self._assigned:
             self.lag.report({})
             return
@@ -284,13 +286,13 @@ class NativeScorer:
         self.lag.report(lags)
 
     def _start_model_follower(self) -> threading.Thread:
-        provider = self.handler.provider
+        live = self.handler.live
         interval = self.settings.model_poll_interval_s
 
         def follow() -> None:
             while not self.stop_event.wait(interval):
                 try:
-                    provider.refresh()
+                    live.refresh()
                 except Exception:
                     log.exception("checking for a promoted model failed")
 
@@ -306,25 +308,5 @@ def tune_gc() -> None:
     counting; with the default gen-0 threshold (700) the cyclic collector runs
     several times per batch. Measured: ~5 % more events/s per process.
     """
-    import gc
-
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-
-
-def run_native(
-    settings: Settings,
-    handler: BatchHandler,
-    *,
-    group_id: str | None = None,
-    stop: threading.Event | None = None,
-    max_events: int | None = None,
-    on_start: Callable[[NativeScorer], None] | None = None,
-) -> int:
-    """Build a :class:`NativeScorer` and run it (``stop`` is an extra way to end it)."""
-    scorer = NativeScorer(settings, handler, group_id=group_id)
-    if stop is not None:
-        scorer.stop_event = stop
-    if on_start is not None:
-        on_start(scorer)
-    return scorer.run(max_events=max_events)

@@ -12,14 +12,17 @@ and no output headers.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from config.settings import Settings
+from kafka_io.client_config import confluent_common
+from models.predictor import Predictor
 from schemas.events import CustomerEvent
-from schemas.features import SCHEMA_VERSION
-from schemas.settings import Settings
+from schemas.predictions import prediction_payloads
 
 MISSING = (
     "quixstreams is not installed: it is a benchmark-only extra; run `pip install -e '.[bench]'` "
@@ -28,16 +31,14 @@ MISSING = (
 
 
 def quix_available() -> bool:
-    import importlib.util
-
     return importlib.util.find_spec("quixstreams") is not None
 
 
-def build_quix_app(settings: Settings, predictor: Any, on_scored: Callable[[], None] | None = None) -> Any:
+def build_quix_app(
+    settings: Settings, predictor: Predictor, on_scored: Callable[[], None] | None = None
+) -> Any:
     """A Quix ``Application`` scoring ``settings.events_topic`` into ``settings.predictions_topic``."""
-    from quixstreams import Application
-
-    from scorer.kafka_config import confluent_common
+    from quixstreams import Application  # the optional `bench` extra: only when the peer runs
 
     common = {k: v for k, v in confluent_common(settings).items() if k != "bootstrap.servers"}
     app = Application(
@@ -66,17 +67,17 @@ def build_quix_app(settings: Settings, predictor: Any, on_scored: Callable[[], N
         probability = predictor.predict_one(event)
         if on_scored is not None:
             on_scored()
-        return {
-            "event_id": event.event_id,
-            "customer_id": event.customer_id,
-            "churn_probability": probability,
-            "churn": probability >= threshold,
-            "threshold": threshold,
-            "model_version": version,
-            "scored_at": datetime.now(UTC).isoformat(),
-            "event_time": event.event_time.isoformat(),
-            "schema_version": SCHEMA_VERSION,
-        }
+        # Quix's JSON serializer takes no datetime: the times go out as ISO text.
+        (payload,) = prediction_payloads(
+            [event.event_id],
+            [event.customer_id],
+            [event.event_time.isoformat()],
+            [probability],
+            threshold,
+            version,
+            datetime.now(UTC).isoformat(),
+        )
+        return payload
 
     sdf = app.dataframe(events).apply(score)
     # Quix keeps the input's timestamp on the output by default; stamp the time of scoring

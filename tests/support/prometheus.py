@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.ports import free_port
 from monitoring import prometheus_config
 
 BINARY_ENV = "CHURN_PROMETHEUS_BIN"
@@ -38,12 +38,6 @@ def find_binary(name: str) -> str:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrometheusError(RuntimeError):

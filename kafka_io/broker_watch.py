@@ -1,9 +1,9 @@
-"""Is the broker reachable? A background probe that reports readiness and heals topics.
+"""Is the broker reachable? A one-off probe, and a background watch that reports readiness and heals topics.
 
-During a broker outage the Faust worker does not crash: aiokafka keeps
-reconnecting and the agent simply gets no records. What was missing is a
-clear signal. :class:`BrokerWatch` probes the broker (a metadata request) from
-a daemon thread; on the first failed probe it logs one WARNING ("not ready")
+:func:`kafka_ready` asks a broker for metadata once. During a broker outage
+the Faust worker does not crash: aiokafka keeps reconnecting and the agent
+simply gets no records, so the scorer runs :class:`BrokerWatch`, which probes
+the broker the same way from a daemon thread; on the first failed probe it logs one WARNING ("not ready")
 and sets ``churn_broker_up`` to 0, then retries with exponential backoff
 (``initial_s`` doubling up to ``max_s``). When the broker answers again it
 recreates missing topics (a memory-only broker comes back empty), logs the
@@ -21,11 +21,39 @@ import threading
 import time
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from prometheus_client import Gauge
 
-from schemas.settings import Settings
+from config.settings import Settings
+from kafka_io.client_config import confluent_common
+from kafka_io.topics import ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def readiness_config(bootstrap: str, timeout: float, settings: Settings | None = None) -> dict[str, Any]:
+    """The AdminClient config of :func:`kafka_ready`: the security settings of ``settings``, if given."""
+    config: dict[str, Any] = confluent_common(settings) if settings is not None else {}
+    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
+    config.update({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
+    return config
+
+
+def kafka_ready(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
+    """Whether a Kafka broker at ``bootstrap`` answers a metadata request.
+
+    Pass ``settings`` to probe with its security options (TLS / SASL listeners).
+    """
+    return _answers(AdminClient(readiness_config(bootstrap, timeout, settings)), timeout)
+
+
+def _answers(admin: AdminClient, timeout: float) -> bool:
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return True
 
 
 class ReconnectLogThrottle(logging.Filter):
@@ -83,7 +111,7 @@ class BrokerWatch:
         self._down_since = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="broker-watch", daemon=True)
-        self._admin: Any = None
+        self._admin: AdminClient | None = None
         self._throttle = ReconnectLogThrottle()
         gauge.set(1)
 
@@ -103,18 +131,9 @@ class BrokerWatch:
 
     def probe(self) -> bool:
         """One metadata request; True when the broker answered."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        from scorer.kafka_config import confluent_common
-
         if self._admin is None:
             self._admin = AdminClient({**confluent_common(self.settings), "client.id": "churn-broker-watch"})
-        try:
-            self._admin.list_topics(timeout=2.0)
-        except KafkaException:
-            return False
-        return True
+        return _answers(self._admin, timeout=2.0)
 
     def _run(self) -> None:
         backoff = self.initial_s
@@ -140,8 +159,6 @@ class BrokerWatch:
             self._stop.wait(wait)
 
     def _recovered(self) -> None:
-        from scorer.topics import ensure_topics
-
         try:
             created = ensure_topics(self.settings)
         except Exception as exc:  # still coming up: the next probe tries again

@@ -1,6 +1,6 @@
 """A small HTTP/1.1 load generator for ``churn bench api``, run as its own process.
 
-``python -m cli.http_load --port P --path /predict --body-file F --concurrency 8 --seconds 5``
+``python -m benchmarks.http_load --port P --path /predict --body-file F --concurrency 8 --seconds 5``
 opens ``concurrency`` keep-alive connections on loopback, each sending one
 request after the other (closed loop), and prints one JSON object: requests,
 errors, requests/s and latency percentiles in milliseconds. It speaks just
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     body = args.body_file.read_bytes() if args.body_file else b""
     headers = dict(h.split(": ", 1) for h in args.header)
     try:
-        import uvloop
+        import uvloop  # optional: the faster event loop, when uvicorn[standard] brought it
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]

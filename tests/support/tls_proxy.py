@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tls_certs import Pki
-
-from scorer.broker import port_open
+from devstack.ports import port_open
+from tests.support.tls_certs import Pki
 
 
 def stunnel_binary() -> str:

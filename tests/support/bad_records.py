@@ -38,7 +38,7 @@ ONE_MB = 990_000
 
 
 def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
-    """Every kind of bad input the issue lists (and a few more), one or more records each."""
+    """Every kind of bad input the scorer must dead-letter, one or more records each."""
     base = synthetic_events(1, seed=99)[0]
     good = orjson.dumps(base)
     future = (datetime.now(UTC) + timedelta(days=2)).isoformat()

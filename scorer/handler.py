@@ -1,8 +1,9 @@
-"""What every scorer runtime does with a batch: score it, deliver the output, record metrics.
+"""What every scorer engine does with a batch: score it, deliver the output, record metrics.
 
-The Faust worker (:mod:`scorer.app`) and the native engine (:mod:`scorer.native`)
-both call :class:`BatchHandler`; only how records are consumed and how offsets
-are committed differs between them. The handler also keeps ``churn_drift_psi``
+The Faust engine (:mod:`scorer.faust_engine`) and the native engine
+(:mod:`scorer.native_engine`) both call :class:`BatchHandler`; only how records
+are consumed and how offsets are committed differs between them. The handler
+knows no client library. It also keeps ``churn_drift_psi``
 (:class:`scorer.drift.DriftMonitor`) current from the probabilities it scores.
 """
 
@@ -14,32 +15,42 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from config.settings import Settings
+from kafka_io.records import OutRecord, RawRecord
+from kafka_io.sink import DeliverySink
+from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
-from schemas.settings import Settings
-from scorer.batch import BatchLimits, BatchResult, RawRecord, score_batch
+from scorer.batch import BatchLimits, BatchResult, score_batch
 from scorer.drift import DriftMonitor
-from scorer.model_provider import ModelProvider
-from scorer.sink import DeliverySink
 
 log = logging.getLogger(__name__)
 
 
 class BatchHandler:
+    """Scores batches with the live model, names their output topics, records their metrics.
+
+    ``on_received`` is called with each batch before it is scored and ``on_batch`` with
+    each delivered batch's result (the benchmarks time a run with them).
+    """
+
     def __init__(
         self,
         settings: Settings,
-        provider: ModelProvider,
+        live: LiveModel,
         metrics: ScorerMetrics,
         sink: DeliverySink,
         clock: Callable[[], float] = time.time,
+        *,
+        on_received: Callable[[Sequence[RawRecord]], None] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.provider = provider
+        self.live = live
         self.metrics = metrics
         self.sink = sink
         self.clock = clock
-        self.on_batch = on_batch  # called after each delivered batch (benchmarks, tests)
+        self.on_received = on_received
+        self.on_batch = on_batch
         self.limits = BatchLimits(
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_s=settings.max_event_time_skew_s,
@@ -48,18 +59,20 @@ class BatchHandler:
         self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
-        return score_batch(records, self.provider.current, self.limits, self.clock)
+        if self.on_received is not None:
+            self.on_received(records)
+        return score_batch(records, self.live.current, self.limits, self.clock)
 
-    def outputs(self, result: BatchResult) -> list[tuple[str, Sequence]]:  # type: ignore[type-arg]
+    def outputs(self, result: BatchResult) -> list[tuple[str, Sequence[OutRecord]]]:
         return [
             (self.settings.predictions_topic, result.predictions),
             (self.settings.dlq_topic, result.dead_letters),
         ]
 
     def _update_drift(self, result: BatchResult) -> None:
-        predictor = self.provider.current
+        predictor = self.live.current
         if predictor.version == result.model_version:  # else a reload happened mid-batch; skip it
-            self.drift.set_reference(predictor.version, getattr(predictor, "manifest", {}))
+            self.drift.set_reference(predictor.version, predictor.manifest)
             self.drift.update(result.probabilities)
 
     def record(self, result: BatchResult) -> None:

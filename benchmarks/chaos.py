@@ -15,12 +15,8 @@ a crash) and how many records went to the DLQ (must be none: every event is vali
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import KafkaError, Message, Producer
 
-from schemas.settings import Settings
-from scorer.broker import free_port
-from scorer.kafka_config import confluent_producer
+from config.settings import Settings
+from devstack.ports import free_port
+from devstack.processes import ScorerProcess
+from kafka_io.client_config import confluent_producer
+from kafka_io.topics import ensure_topics, read_topic
+from producer.events import synthetic_events
 
 log = logging.getLogger(__name__)
 
@@ -60,59 +60,14 @@ class ChaosReport:
         return {**self.__dict__, "ok": self.ok}
 
 
-class Worker:
-    """One ``churn score`` subprocess configured through CHURN_* variables."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.web_port = free_port()
-        env = {**env, "CHURN_SCORER_WEB_PORT": str(self.web_port)}
-        self.log_path = log_path
-        churn = str(Path(sys.executable).with_name("churn"))
-        with log_path.open("ab") as out:
-            self.process = subprocess.Popen([churn, "score"], env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def consumed(self) -> float:
-        """``churn_events_consumed_total`` now (0 while /metrics is not up yet)."""
-        try:
-            url = f"http://127.0.0.1:{self.web_port}/metrics"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return 0.0
-        return sum(
-            float(line.rpartition(" ")[2])
-            for line in text.splitlines()
-            if line.startswith("churn_events_consumed_total{")
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-
-
 def _produce_steadily(
     settings: Settings, events: list[dict[str, Any]], rate: float, report: ChaosReport
 ) -> None:
-    from confluent_kafka import Producer
-
     producer = Producer(confluent_producer(settings, **{"client.id": "churn-chaos"}))
     started = time.monotonic()
     failures: list[str] = []
 
-    def delivered(err: Any, _msg: Any) -> None:
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failures.append(str(err))
 
@@ -150,9 +105,6 @@ def run_chaos(
     seed: int = 2024,
 ) -> ChaosReport:
     """One chaos run on fresh topics of ``settings``' broker; see the module docstring."""
-    from producer.events import synthetic_events
-    from scorer.topics import ensure_topics, read_topic
-
     run = uuid.uuid4().hex[:8]
     settings = settings.for_run("chaos", run)
     ensure_topics(settings)
@@ -163,10 +115,11 @@ def run_chaos(
     started = time.monotonic()
     spawned = 0
 
-    def spawn() -> Worker:
+    def spawn() -> ScorerProcess:
         nonlocal spawned
         spawned += 1
-        return Worker(env, workdir / f"worker-{spawned}.log")
+        worker_env = {**env, "CHURN_SCORER_WEB_PORT": str(free_port())}
+        return ScorerProcess(worker_env, workdir / f"worker-{spawned}.log")
 
     pool = [spawn() for _ in range(workers)]
     producer = threading.Thread(target=_produce_steadily, args=(settings, batch, rate, report), daemon=True)
@@ -180,7 +133,7 @@ def run_chaos(
                 if not pool[victim].running():
                     raise RuntimeError(f"worker exited on its own; see {pool[victim].log_path}")
                 time.sleep(0.05)
-            pool[victim].kill()
+            pool[victim].kill()  # SIGKILL: no flush, no commit
             report.kill_times.append(round(time.monotonic() - started, 2))
             log.info("chaos: SIGKILLed worker %d at %.1f s", victim, report.kill_times[-1])
             if restart:
@@ -193,7 +146,7 @@ def run_chaos(
         seen: Counter[str] = Counter()
         while time.monotonic() - drain_started < drain_timeout_s:
             seen = Counter(
-                orjson.loads(m.value())["event_id"]
+                orjson.loads(m.value() or b"")["event_id"]
                 for m in read_topic(settings, settings.predictions_topic, idle_s=2.0)
             )
             if wanted <= set(seen):
@@ -207,5 +160,5 @@ def run_chaos(
         report.dead_letters = len(read_topic(settings, settings.dlq_topic, idle_s=1.0))
     finally:
         for worker in pool:
-            worker.stop()
+            worker.stop(timeout=15)
     return report

@@ -1,6 +1,6 @@
 """Client configuration for the two Kafka client libraries, built from :class:`Settings`.
 
-confluent-kafka (the producer, the consumer tool, the sink, the benchmark, the
+confluent-kafka (the producer, the consumer tool, the sink, the benchmarks, the
 readiness probe) and Faust (aiokafka underneath) spell the same settings
 differently; both are derived here so that security options are written once
 and every client gets the same ones.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.settings import Settings
+from config.settings import Settings
 
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})
@@ -115,12 +115,12 @@ def faust_credentials(settings: Settings) -> Any:
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
+    # Faust and aiokafka load only for the Faust engine: the native engine's memory stays lean.
     import faust
+    from aiokafka.helpers import create_ssl_context
 
     context = None
     if protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
         context = create_ssl_context(
             cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
             certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,

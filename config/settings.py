@@ -7,6 +7,7 @@ the environment behind its caller's back. CLI flags override fields with
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1)
 
     # --- model -----------------------------------------------------------------
-    model_store: Path = Path("models/store")
+    model_store: Path = Path("model-store")
 
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = "churn-scorer"
@@ -91,7 +92,7 @@ class Settings(BaseSettings):
     def _rate_limit_parses(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        from limits import parse
+        from limits import parse  # the rate-limit library loads only when a limit is configured
 
         try:
             parse(value)
@@ -124,8 +125,6 @@ class Settings(BaseSettings):
         This process's environment without its ``CHURN_*`` variables, plus the broker,
         model store, topics and consumer group (and the ``extra`` fields) as ``CHURN_*``.
         """
-        import os
-
         names = (
             *("kafka_bootstrap_servers", "model_store", "events_topic", "predictions_topic"),
             *("dlq_topic", "scorer_app_id", *extra),

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from rich.table import Table
 
-from schemas.events import ChurnPrediction, DeadLetter
+from schemas.dead_letters import DeadLetter
+from schemas.predictions import ChurnPrediction
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,350 @@
+"""``churn bench stream``: scorer throughput against its baselines and peers, e2e latency, RSS.
+
+Measured in one run on the same broker and preloaded topic, each variant as a
+fresh subprocess (:mod:`benchmarks.runner`) with a fresh consumer group,
+repeated, medians reported: raw confluent-kafka consume -> produce -> commit
+(the ceiling, no scoring), a Faust agent that only takes and acknowledges (the
+Faust floor), the Faust scorer, the Quix Streams peer
+(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. Then each
+scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
+end-to-end latency.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.machine import cpu_name, load_average, rss_mb
+from benchmarks.progress import BenchmarkError, Progress
+from benchmarks.quix_peer import quix_available
+from config.settings import Settings
+from devstack.broker import EmbeddedBroker
+from devstack.ports import free_port, port_open
+from devstack.processes import ChildProcess, ChurnProcess, ScorerProcess
+from kafka_io.broker_watch import kafka_ready
+from kafka_io.topics import ensure_topics, read_topic
+from models.registry import ModelRegistry
+from producer.events import synthetic_events
+from producer.publisher import publish
+
+MODES = (
+    ("raw", "raw ceiling: confluent-kafka consume, produce the same bytes, commit (no scoring)"),
+    ("floor", "Faust floor: agent takes micro-batches + acks only"),
+    ("scorer", "Faust scorer (`churn score --engine faust`)"),
+    ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
+    ("native", "native scorer (`churn score --engine native`)"),
+)
+#: Variants that write predictions, hence have an end-to-end latency.
+SCORERS = ("scorer", "quix", "native")
+#: The module each throughput run executes as ``python -m RUNNER MODE CONFIG``.
+RUNNER = "benchmarks.runner"
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What one ``churn bench stream`` measures."""
+
+    modes: list[str]
+    events: int
+    repeats: int
+    latency_rates: list[float]
+    latency_seconds: float
+    latency_repeats: int
+    profile: Path | None = None
+
+
+def modes_of(variants: str) -> list[str]:
+    """The variants named in a comma-separated list, in report order; unknown names are refused."""
+    wanted = {v.strip() for v in variants.split(",") if v.strip()}
+    unknown = wanted - {mode for mode, _ in MODES}
+    if unknown:
+        raise BenchmarkError(f"unknown variants {sorted(unknown)}; choose from {[mode for mode, _ in MODES]}")
+    return [mode for mode, _ in MODES if mode in wanted]
+
+
+def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
+    """Measure every variant of ``plan`` on ``settings``' broker (the embedded one if none answers).
+
+    Returns the report (Markdown).
+    """
+    load_at_start = load_average()
+    work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    broker = None
+    if not kafka_ready(settings.kafka_bootstrap_servers, timeout=2.0, settings=settings):
+        broker = EmbeddedBroker(log_path=work / "broker.log").start()
+        settings = settings.with_overrides(kafka_bootstrap_servers=broker.bootstrap)
+    try:
+        registry = ModelRegistry(settings.model_store)
+        current = registry.current()
+        if current is None:
+            raise BenchmarkError(f"no promoted model in {settings.model_store}; run `churn train` first")
+        manifest = registry.manifest(current)
+        results = _throughput(settings, work, plan, progress)
+        latency: dict[tuple[str, float], list[dict[str, float]]] = {}
+        for rate in plan.latency_rates:
+            for _ in range(plan.latency_repeats):  # one stall of a shared machine can own a run's p99
+                for mode in SCORERS:
+                    if mode in plan.modes:
+                        measured = _latency(settings, work, rate, plan.latency_seconds, mode, progress)
+                        latency.setdefault((mode, rate), []).append(measured)
+    finally:
+        if broker is not None:
+            broker.stop()
+    machine = (
+        f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
+        f"load average {load_at_start:.1f} when the run started (other processes share the machine)"
+    )
+    broker_note = "embedded Tansu (in-memory)" if broker is not None else settings.kafka_bootstrap_servers
+    return render_report(
+        results, latency, plan.events, plan.repeats, manifest, machine, broker_note, settings
+    )
+
+
+def _preload(settings: Settings, topic: str, n: int) -> None:
+    ensure_topics(settings, [topic])
+    stats = publish(synthetic_events(n, seed=5), settings, topic=topic)
+    if not stats.ok:
+        raise BenchmarkError(f"preloading failed: {stats.failed} of {stats.sent} not delivered")
+
+
+def _throughput(
+    settings: Settings, work: Path, plan: StreamPlan, progress: Progress
+) -> dict[str, list[dict[str, float]]]:
+    n, repeats = plan.events, plan.repeats
+    run_id = uuid.uuid4().hex[:8]
+    topic = f"bench-events-{run_id}"
+    with progress.status(f"preloading {n:,} events into {topic}..."):
+        _preload(settings, topic, n)
+    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in plan.modes}
+    for repeat in range(repeats):
+        for mode in plan.modes:
+            tag = f"{mode}-{repeat}-{run_id}"
+            run_settings = settings.for_run("bench", tag, events_topic=topic)  # all read one preload
+            ensure_topics(run_settings, [run_settings.predictions_topic, run_settings.dlq_topic])
+            result_path = work / f"{tag}.json"
+            config_path = _write_config(work / f"{tag}-config.json", run_settings, n, result_path)
+            command = [sys.executable, "-m", RUNNER, mode, str(config_path)]
+            if plan.profile is not None:
+                command = _profiled(command, plan.profile / f"{mode}-{repeat + 1}.txt")
+            with progress.status(f"run {repeat + 1}/{repeats}: {mode}..."):
+                done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+            if not result_path.exists():
+                raise BenchmarkError(f"{mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+            result = json.loads(result_path.read_text())
+            results[mode].append(result)
+            rate, rss = result["rate"], result["rss_mb"]
+            progress.print(f"  {mode:<8} run {repeat + 1}: {rate:>9,.0f} events/s  ({rss:.0f} MiB)")
+    return results
+
+
+def _write_config(path: Path, settings: Settings, count: int, result: Path | None) -> Path:
+    """The configuration file of one :mod:`benchmarks.runner` process."""
+    config = {
+        "count": count,
+        "result": str(result) if result is not None else "",
+        "settings": json.loads(settings.model_dump_json()),
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _profiled(command: list[str], out: Path) -> list[str]:
+    """``command`` run under py-spy, sampling every thread (Python frames: Python cost is the question)."""
+    # The venv's bin directory need not be on PATH (e.g. when churn is run as venv/bin/churn).
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if spy is None:
+        raise BenchmarkError("--profile needs py-spy: pip install -e '.[bench]'")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return [spy, "record", "--format", "raw", "--rate", "250", "--threads", "-o", str(out), "--", *command]
+
+
+def _start_scorer(mode: str, run: Settings, env: dict[str, str], work: Path, log_path: Path) -> ChildProcess:
+    """The scorer of a latency run: ``churn score`` for the engines, the runner's ``quix-serve`` for Quix."""
+    if mode == "quix":
+        config_path = _write_config(work / f"lat-{run.scorer_app_id}-config.json", run, 0, None)
+        command = [sys.executable, "-m", RUNNER, "quix-serve", str(config_path)]
+        return ChildProcess(command, env, log_path, name="quix")
+    return ScorerProcess(env, log_path, engine="native" if mode == "native" else "faust")
+
+
+def _latency(
+    settings: Settings, work: Path, rate: float, seconds: float, mode: str, progress: Progress
+) -> dict[str, float]:
+    """Run a scorer for real, publish at a steady rate, time event_time -> prediction written."""
+    run = settings.for_run("lat", uuid.uuid4().hex[:8], scorer_web_port=free_port())
+    ensure_topics(run)
+    env = run.child_env("scorer_web_port")
+    log_path = work / f"latency-{mode}-{rate:.0f}.log"
+    scorer = _start_scorer(mode, run, env, work, log_path)
+    expected = int(rate * seconds)
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + 60
+        while mode != "quix" and not port_open("127.0.0.1", run.scorer_web_port):
+            if not scorer.running() or time.monotonic() > deadline:
+                raise BenchmarkError(f"the scorer did not start; see {log_path}")
+            time.sleep(0.2)
+        time.sleep(6)  # the scorer's group join settles before the clock starts
+        # The load comes from a process of its own (`churn produce`, event_time = send time): a
+        # publisher thread in this process would share the GIL with the reader, and its stalls
+        # would show up as scorer latency. Nothing reads the predictions while the load runs: on
+        # 2 cores a concurrent reader doubles the native p99 at 10,000/s (measured 17 -> 33-39 ms).
+        # The latency is stamped on each prediction (CreateTime), so reading them afterwards
+        # loses nothing.
+        produce = ["produce", "--rate", f"{rate:g}", "--count", str(expected)]
+        with progress.status(f"latency: {rate:,.0f} events/s for {seconds:.0f} s through {mode}..."):
+            publisher = ChurnProcess(produce, env, work / f"latency-{mode}-{rate:.0f}-produce.log")
+            until = time.monotonic() + seconds + 30
+            while publisher.running() and time.monotonic() < until:
+                peak = max(peak, rss_mb(scorer.pid))
+                time.sleep(0.25)
+            publisher.stop(timeout=30)
+            latencies = _read_latencies(run, expected)
+        rss_end = rss_mb(scorer.pid)
+    finally:
+        scorer.stop(timeout=30)
+    first = min((at for at, _ in latencies), default=0.0)
+    to_written = sorted(w for at, w in latencies if at - first >= 2.0)  # first 2 s are warm-up
+    if not to_written:
+        raise BenchmarkError(f"no predictions arrived during the {mode} latency run; see {log_path}")
+
+    def pct(values: list[float], q: float) -> float:
+        return 1000 * values[min(len(values) - 1, int(len(values) * q))]
+
+    return {
+        "count": float(len(latencies)),
+        "expected": float(expected),
+        "rate": rate,
+        "seconds": seconds,
+        "p50_ms": pct(to_written, 0.5),
+        "p99_ms": pct(to_written, 0.99),
+        "max_ms": 1000 * to_written[-1],
+        "rss_mb": rss_end,
+        "rss_peak_mb": peak,
+    }
+
+
+def _read_latencies(run: Settings, expected: int) -> list[tuple[float, float]]:
+    """(event_time, written - event_time) of each prediction on the run's topic, read from the start."""
+    latencies: list[tuple[float, float]] = []
+    for message in read_topic(run, run.predictions_topic, idle_s=3.0, limit=expected, timeout_s=30.0):
+        event_time = orjson.loads(message.value() or b"{}").get("event_time")
+        if event_time:
+            sent = datetime.fromisoformat(event_time).timestamp()
+            written = message.timestamp()[1] / 1000  # CreateTime: set by the scorer's producer
+            latencies.append((sent, written - sent))
+    return latencies
+
+
+def render_report(
+    results: dict[str, list[dict[str, float]]],
+    latency: dict[tuple[str, float], list[dict[str, float]]],
+    n: int,
+    repeats: int,
+    manifest: dict[str, Any],
+    machine: str,
+    broker: str,
+    settings: Settings,
+) -> str:
+    """The Markdown report: one row per variant, one latency column per rate, then the ratios."""
+    median = {mode: statistics.median(r["rate"] for r in runs) for mode, runs in results.items() if runs}
+    rss = {mode: statistics.median(r["rss_mb"] for r in runs) for mode, runs in results.items() if runs}
+    rates = sorted({rate for _, rate in latency})
+    lines = [
+        f"Machine: {machine}. Broker: {broker}. Model: {manifest.get('selected_model')} "
+        f"({manifest.get('version')}). {n:,} preloaded events per run, 4 partitions, "
+        f"max_batch {settings.scorer_max_batch}, median of {repeats} runs.",
+        "",
+        "| "
+        + " | ".join(
+            ["variant", "events/s (median)", "runs", "RSS MiB"]
+            + [f"e2e p50 / p99 ms @ {r:,.0f}/s (p99 of each run)" for r in rates]
+        )
+        + " |",
+        "|---|---:|---|---:|" + "---:|" * len(rates),
+    ]
+    for mode, label in MODES:
+        if mode not in median:
+            if mode == "quix" and not quix_available():
+                missing = f"| {label} | not measured (quixstreams not installed) | | |"
+                lines.append(missing + " |" * len(rates))
+            continue
+        runs = ", ".join(f"{r['rate']:,.0f}" for r in results[mode])
+        cells = [latency_cell(mode, latency.get((mode, rate), [])) for rate in rates]
+        row = [f"| {label}", f"{median[mode]:,.0f}", runs, f"{rss[mode]:.0f}", *cells]
+        lines.append(" | ".join(row) + " |")
+
+    def ratio(a: str, b: str) -> str:
+        return f"{median[a] / median[b]:.2f}" if a in median and b in median else "n/a"
+
+    lines += [
+        "",
+        f"- native / Quix Streams scorer: **{ratio('native', 'quix')}**",
+        f"- native / Faust scorer: **{ratio('native', 'scorer')}**",
+        f"- Quix Streams / Faust scorer: {ratio('quix', 'scorer')}; "
+        f"Faust scorer / Faust floor: {ratio('scorer', 'floor')}; "
+        f"native / raw ceiling: {ratio('native', 'raw')}",
+        "- events/s: from the first batch to the last output acknowledged (group join not counted); "
+        "RSS at the end of the throughput run.",
+        "- e2e: a `churn produce` process publishes at the steady rate for the run's length with "
+        "event_time = send time; "
+        "latency = event_time -> the prediction's CreateTime (set by the scorer's producer), "
+        "first 2 s dropped; the predictions are read after the load, so that no reader competes "
+        "with the scorer for the cores; median p50 and p99 of the runs, each run's p99 in "
+        "brackets; `got/expected` marks a run where not every prediction was written "
+        "(the scorer could not keep up with that rate). The raw ceiling and the Faust floor write "
+        "no predictions (n/a).",
+    ]
+    return "\n".join(lines)
+
+
+def latency_cell(mode: str, runs: list[dict[str, float]]) -> str:
+    """``median p50 / median p99 (each run's p99)`` of one scorer at one rate."""
+    if not runs:
+        return "n/a" if mode not in SCORERS else "not measured"
+    p50 = statistics.median(run["p50_ms"] for run in runs)
+    p99 = statistics.median(run["p99_ms"] for run in runs)
+    each = ", ".join(
+        f"{run['p99_ms']:.1f}"
+        + ("" if run["count"] >= run["expected"] else f" {run['count']:,.0f}/{run['expected']:,.0f}")
+        for run in runs
+    )
+    return f"{p50:.1f} / {p99:.1f} ({each})"
+
+
+_BEGIN = "<!-- bench-stream:begin -->"
+_END = "<!-- bench-stream:end -->"
+
+
+def write_docs(path: Path, report: str) -> None:
+    """Replace the stream section of ``path`` (between its markers) with ``report``, or append it."""
+    body = (
+        f"{_BEGIN}\n## Stream scorer (`churn bench stream`)\n\n"
+        "Command: `churn bench stream --events 200000 --repeats 3 --write-docs docs/benchmarks.md` "
+        "(quixstreams from the `bench` extra: `pip install -e '.[bench]'`)\n\n"
+        f"{report}\n{_END}"
+    )
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if _BEGIN in text and _END in text:
+        head, rest = text.split(_BEGIN, 1)
+        tail = rest.split(_END, 1)[1]
+        text = head + body + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + body + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)

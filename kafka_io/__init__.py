@@ -1,0 +1,5 @@
+"""Kafka plumbing shared by the producer and the scorer.
+
+Client options, topic admin and reading, record shapes, the delivery sink,
+consumer lag and the broker watch.
+"""

@@ -1,0 +1,26 @@
+"""Kafka records as plain data, independent of the client library that reads or writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One consumed Kafka record."""
+
+    value: bytes | None
+    key: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None = None  # broker/producer timestamp, epoch seconds
+
+
+@dataclass(slots=True)
+class OutRecord:
+    """One record to produce."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]

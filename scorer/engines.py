@@ -1,0 +1,49 @@
+"""The one place that builds a scorer: settings + the live model -> a runnable engine.
+
+``churn score`` and the benchmarks build the engine that ``settings.scorer_engine``
+names here — the Faust worker (:mod:`scorer.faust_engine`) or the native
+confluent-kafka loop (:mod:`scorer.native_engine`) — around the same
+:class:`~scorer.handler.BatchHandler`, sink and metrics. ``serve()`` runs an
+engine until SIGTERM/SIGINT and closes its sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from config.settings import Settings
+from kafka_io.records import RawRecord
+from kafka_io.sink import DeliverySink
+from models.live import LiveModel
+from monitoring.metrics import ScorerMetrics
+from scorer.batch import BatchResult
+from scorer.handler import BatchHandler
+from scorer.native_engine import NativeEngine
+
+if TYPE_CHECKING:
+    from scorer.faust_engine import FaustEngine
+
+
+def build_engine(
+    settings: Settings,
+    live: LiveModel,
+    metrics: ScorerMetrics,
+    *,
+    sink: DeliverySink | None = None,
+    on_received: Callable[[Sequence[RawRecord]], None] | None = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+) -> FaustEngine | NativeEngine:
+    """The engine ``settings.scorer_engine`` names, scoring with ``live`` into ``sink``.
+
+    ``on_received`` and ``on_batch`` are the handler's hooks (see :class:`BatchHandler`).
+    """
+    client_id = "churn-scorer-native" if settings.scorer_engine == "native" else "churn-scorer"
+    sink = sink or DeliverySink(settings, client_id=client_id)
+    handler = BatchHandler(settings, live, metrics, sink, on_received=on_received, on_batch=on_batch)
+    if settings.scorer_engine == "native":
+        return NativeEngine(settings, handler)
+    # Faust (and aiokafka) load only for the Faust engine: a native scorer's memory stays lean.
+    from scorer.faust_engine import FaustEngine
+
+    return FaustEngine(settings, handler)

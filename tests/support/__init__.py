@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: a broker toolbox, a real Prometheus, TLS material, bad records, ..."""
