@@ -73,10 +73,11 @@ class _Calibrated(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return model_score(self.estimator_, X)
 
     def predict_proba(self, X: Any) -> np.ndarray:  # noqa: N803 - sklearn API
-        positive = self._probability(self.score_of(X))
+        positive = self.calibrate(self.score_of(X))
         return np.column_stack([1.0 - positive, positive])
 
-    def _probability(self, score: np.ndarray) -> np.ndarray:
+    def calibrate(self, score: np.ndarray) -> np.ndarray:
+        """The calibrated P(churn) for model scores."""
         raise NotImplementedError
 
     def predict(self, X: Any) -> np.ndarray:  # noqa: N803 - sklearn API
@@ -100,7 +101,7 @@ class SigmoidCalibrated(_Calibrated):
         """The calibrated log-odds."""
         return self.slope_ * self.score_of(X) + self.intercept_
 
-    def _probability(self, score: np.ndarray) -> np.ndarray:
+    def calibrate(self, score: np.ndarray) -> np.ndarray:
         return np.asarray(expit(self.slope_ * score + self.intercept_), dtype=np.float64)
 
 
@@ -113,5 +114,5 @@ class IsotonicCalibrated(_Calibrated):
         self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, y)
         return self
 
-    def _probability(self, score: np.ndarray) -> np.ndarray:
+    def calibrate(self, score: np.ndarray) -> np.ndarray:
         return np.asarray(self.isotonic_.predict(score), dtype=np.float64)

@@ -201,22 +201,23 @@ def _model(model: Any, sources: np.ndarray) -> Decompose:
     raise NotExplainableError(f"no exact decomposition for {type(model).__name__}")
 
 
-def _grouping(sources: np.ndarray) -> np.ndarray:
-    """``(columns, features)`` 0/1 matrix: column j adds to feature ``sources[j]``."""
-    grouping = np.zeros((len(sources), len(FEATURES)), dtype=np.float64)
-    grouping[np.arange(len(sources)), sources] = 1.0
-    return grouping
-
-
 def _linear(model: LogisticRegression, sources: np.ndarray) -> Decompose:
     if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
         raise NotExplainableError("only binary logistic regression is decomposed")
     coef = model.coef_[0].astype(np.float64)
     intercept = float(model.intercept_[0])
-    weighted = coef[:, None] * _grouping(sources)  # one product gives the per-feature sums
+    # Columns regrouped feature by feature; reduceat sums each group row by row, in the same
+    # order whatever the number of rows, so one record gets the same reasons alone or in a batch.
+    order = np.argsort(sources, kind="stable")
+    grouped = sources[order]
+    starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+    present = grouped[starts]
+    coef_in_order = coef[order]
 
     def decompose(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.full(matrix.shape[0], intercept), matrix @ weighted
+        values = np.zeros((matrix.shape[0], len(FEATURES)))
+        values[:, present] = np.add.reduceat(matrix[:, order] * coef_in_order, starts, axis=1)
+        return np.full(matrix.shape[0], intercept), values
 
     return decompose
 
@@ -267,9 +268,9 @@ def _blend(model: LogOddsBlend, sources: np.ndarray) -> Decompose:
 
 
 def _sigmoid(model: SigmoidCalibrated, sources: np.ndarray) -> Decompose:
+    inner = _model(model.estimator_, sources)  # an unexplainable model says why first
     if not model.on_log_odds_:
         raise NotExplainableError("sigmoid calibration of probabilities is not affine in the log-odds")
-    inner = _model(model.estimator_, sources)
     slope, intercept = model.slope_, model.intercept_
 
     def decompose(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
