@@ -73,9 +73,9 @@ def command(
         return
     manifest = outcome.manifest
     table = Table(title=f"Candidates (held-out split, {manifest['split']['test_rows']} rows)")
-    columns = ("model", "AUC", "CV AUC", "Brier", "p50 µs", "p99 µs", "µs/row")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    for column in ("AUC", "CV AUC", "p50 µs", "p99 µs", "µs/row"):
+        table.add_column(column, justify="right")
     costs = manifest["serving_cost"]
     eligible = set(manifest["selection_details"]["eligible"])
     for name, m in sorted(manifest["metrics"].items(), key=lambda item: -item[1]["roc_auc"]):
@@ -85,8 +85,7 @@ def command(
         table.add_row(
             label,
             f"{m['roc_auc']:.4f}",
-            f"{m['cv_roc_auc_mean']:.4f}±{m['cv_roc_auc_std']:.3f}",
-            f"{m['brier']:.4f}",
+            f"{m['cv_roc_auc_mean']:.3f}±{m['cv_roc_auc_std']:.3f}",
             f"{cost['single_p50_us']:.1f}",
             f"{cost['single_p99_us']:.1f}",
             f"{cost['batch_us_per_row']:.2f}",
@@ -99,11 +98,12 @@ def command(
         style="dim",
     )
     for line in headline(manifest):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, soft_wrap=True)
     state = "promoted" if outcome.promoted else "not promoted"
     console.print(
         f"version [bold]{outcome.version}[/] ({outcome.selected_model}, threshold "
         f"{manifest['threshold']:.3f}) {state}; {outcome.seconds:.1f} s\n"
         f"report: {outcome.path / 'report.md'}",
         highlight=False,
+        soft_wrap=True,
     )

@@ -130,6 +130,6 @@ def _why(winner: Figures, best: Figures, eligible: Sequence[Figures], tolerance:
     ratio = best.cost.single_p50_us / max(cost.single_p50_us, 1e-9)
     return (
         f"{head}; it gives up {best.roc_auc - winner.roc_auc:.4f} of ROC AUC against "
-        f"{best.name}, which costs {ratio:.1f}x as much per single record "
+        f"{best.name}, which costs {ratio:.{1 if ratio < 10 else 0}f}x as much per single record "
         f"({best.cost.single_p50_us:.1f} µs)"
     )
