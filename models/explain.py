@@ -97,27 +97,32 @@ class Contributions:
 
 def reasons(
     contributions: Contributions,
-    value: Callable[[int, str], Any],
+    column: Callable[[str], Sequence[Any]],
     *,
     top: int = 3,
     down: int = 0,
 ) -> list[list[Reason]]:
     """Per row: the ``top`` reasons pushing churn up, then the ``down`` strongest pushing it down.
 
-    ``value(row, feature)`` is the customer's value of a wire feature, as sent.
+    ``column(feature)`` gives the customers' values of a wire feature, as sent, one
+    per row; it is asked only for the features that appear among the reasons.
     """
     rows: list[list[Reason]] = [[] for _ in range(contributions.values.shape[0])]
+    values: dict[str, Sequence[Any]] = {}
     for count, up in ((top, True), (down, False)):
         if count <= 0:
             continue
         features, shares = contributions.top(count, up=up)
-        for row, (picked, amounts) in enumerate(zip(features.tolist(), shares.tolist(), strict=True)):
-            out = rows[row]
-            for index, amount in zip(picked, amounts, strict=True):
+        # Slot by slot (a row's strongest reason first); a row's unused slots are at its end.
+        for slot_features, slot_shares in zip(features.T.tolist(), shares.T.tolist(), strict=True):
+            for row, index, amount in zip(range(len(rows)), slot_features, slot_shares, strict=True):
                 if index < 0:
-                    break
+                    continue
                 name = FEATURES[index]
-                out.append({"feature": name, "value": value(row, name), "contribution": amount})
+                known = values.get(name)
+                if known is None:
+                    known = values[name] = column(name)
+                rows[row].append({"feature": name, "value": known[row], "contribution": amount})
     return rows
 
 

@@ -165,7 +165,7 @@ class Predictor:
             return Explained(np.empty(0, dtype=np.float64), [])
         get = operator.getitem if isinstance(records[0], Mapping) else getattr
         return self._explained(
-            self._encoder.encode_records(records), lambda row, name: get(records[row], name), top, down
+            self._encoder.encode_records(records), lambda name: [get(r, name) for r in records], top, down
         )
 
     def explain_columns(
@@ -174,15 +174,13 @@ class Predictor:
         """:meth:`predict_columns` with each record's ``top`` (and ``down``) reasons."""
         if n == 0:
             return Explained(np.empty(0, dtype=np.float64), [])
-        return self._explained(
-            self._encoder.encode_columns(columns, n), lambda row, name: columns[name][row], top, down
-        )
+        return self._explained(self._encoder.encode_columns(columns, n), columns.__getitem__, top, down)
 
     def explain_one(self, record: Any, *, top: int = 3, down: int = 0) -> tuple[float, list[Reason]]:
         """:meth:`predict_one` with the record's ``top`` (and ``down``) reasons."""
         get = operator.getitem if isinstance(record, Mapping) else getattr
         explained = self._explained(
-            self._encoder.encode_one(record), lambda _, name: get(record, name), top, down
+            self._encoder.encode_one(record), lambda name: [get(record, name)], top, down
         )
         return float(explained.probability[0]), explained.reasons[0]
 
@@ -192,11 +190,11 @@ class Predictor:
         return self.predict_matrix(matrix), self.contributions(matrix)
 
     def _explained(
-        self, matrix: np.ndarray, value: Callable[[int, str], Any], top: int, down: int
+        self, matrix: np.ndarray, column: Callable[[str], Sequence[Any]], top: int, down: int
     ) -> Explained:
         contributions = self.contributions(matrix)  # first: refuse before scoring when unexplainable
         probability = self.predict_matrix(matrix)
-        return Explained(probability, reasons(contributions, value, top=top, down=down))
+        return Explained(probability, reasons(contributions, column, top=top, down=down))
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Churn yes/no at the model's threshold."""
