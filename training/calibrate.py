@@ -67,20 +67,17 @@ class CalibrationCheck:
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
+        before = {
+            "roc_auc": self.roc_auc,
+            "brier": self.brier,
+            "threshold": self.threshold,
+            "explainable": self.explainable,
+        }
         return {
-            "before": {
-                "roc_auc": self.roc_auc,
-                "brier": self.brier,
-                "threshold": self.threshold,
-                "explainable": self.explainable,
-            },
+            "before": before,
             "variants": {v.method: v.as_dict() for v in self.variants},
             "kept": self.kept.method if self.kept else None,
-            "after": (
-                {"roc_auc": self.kept.roc_auc, "brier": self.kept.brier}
-                if self.kept
-                else {"roc_auc": self.roc_auc, "brier": self.brier}
-            ),
+            "after": self.kept.as_dict() if self.kept else before,
             "rule": f"keep a variant that lowers the held-out Brier score by >= {MIN_BRIER_GAIN}, "
             f"lowers ROC AUC by <= {AUC_SLACK} and keeps reason codes",
             "reason": self.reason,
