@@ -95,8 +95,13 @@ def _with_reasons(
 
     # A trailing blank column: index -1 (no reason) picks it.
     names = np.array([*FEATURES, ""], dtype=object)
+    # Values as text, as the input file had them (blank total_charges stays blank): writing
+    # mixed-type object columns through a float format costs twice the whole rest.
     values = np.column_stack(
-        [*(frame[name].to_numpy(dtype=object) for name in FEATURES), np.full(len(frame), None, dtype=object)]
+        [
+            *(np.where(frame[name].isna(), "", frame[name].astype(str)) for name in FEATURES),
+            np.full(len(frame), "", dtype=object),
+        ]
     )
     columns: dict[str, np.ndarray] = {}
     for direction, count, up in (("up", top, True), ("down", down, False)):
