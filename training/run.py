@@ -76,7 +76,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
     import joblib
     from sklearn.model_selection import train_test_split
 
-    from models.predictor import Predictor
+    from models.explain import compile_explainer
     from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry
     from training import calibrate, evaluate, report, retention, selection, serving_cost
     from training import candidates as candidate_module
@@ -148,7 +148,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
             cost = serving_cost.measure({"served": served}, records, config.cost_plan)["served"]
             calibration["serving_cost"] = cost.as_dict()
         timings["calibration"] = time.perf_counter() - t0
-    explainer = Predictor(served, {"version": "candidate"})
+    explainer = compile_explainer(served[1:])
 
     registry = ModelRegistry(config.store)
     version = new_version(fingerprint)
@@ -163,7 +163,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         "metrics": {r.name: r.summary() for r in results},
         "serving_cost": {name: cost.as_dict() for name, cost in costs.items()},
         "calibration": calibration,
-        "reasons": {"available": explainer.explainable, "unavailable_because": explainer.no_reasons_because},
+        "reasons": {"available": explainer.explainable, "unavailable_because": explainer.unavailable},
         "retention": retention.headline(y_test, served_probability, served_threshold),
         "features": list(FEATURES),
         "training_data": {
