@@ -92,6 +92,11 @@ def select(
         )
     eligible = [c for c in candidates if c.roc_auc >= best.roc_auc - tolerance - 1e-12]
     winner = cheapest(eligible, tie_ratio=tie_ratio)
+    reason = (
+        _why(winner, best, eligible, tolerance, source)
+        if len(candidates) > 1
+        else f"{winner.name} is the only candidate (held-out ROC AUC {winner.roc_auc:.4f})"
+    )
     return Selection(
         winner=winner.name,
         rule=rule,
@@ -101,7 +106,7 @@ def select(
         tolerance_source=source,
         margin=best.roc_auc - winner.roc_auc,
         eligible=[c.name for c in sorted(eligible, key=lambda c: -c.roc_auc)],
-        reason=_why(winner, best, eligible, tolerance, source),
+        reason=reason,
     )
 
 

@@ -83,6 +83,7 @@ def test_single_fold_or_candidate_and_bad_arguments() -> None:
     only = [Figures("only", 0.8, [0.8], cost(5.0))]
     chosen = select(only)
     assert chosen.winner == "only" and chosen.tolerance == 0.0
+    assert "the only candidate" in chosen.reason
     with pytest.raises(ValueError, match="no candidates"):
         select([])
     with pytest.raises(ValueError, match="negative"):
