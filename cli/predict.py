@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from cli.console import console, fail
+from models.registry import ModelRegistry, RegistryError
+from schemas.features import FEATURES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,10 +38,8 @@ def command(
     ),
 ) -> None:
     """Score every row; the output keeps the id column and adds churn_probability and churn."""
-    import time
-
+    # sklearn and pandas load when the command runs, not for `churn --help`.
     from models.predictor import Predictor
-    from models.registry import ModelRegistry, RegistryError
     from training.data import DataError, clean, read_csv
 
     settings = ctx.obj.with_overrides(model_store=store)
@@ -88,10 +89,8 @@ def _with_reasons(
 
     A row with fewer features pushing that way leaves the remaining columns empty.
     """
-    import numpy as np
+    import numpy as np  # with pandas: loaded only when the command runs
     import pandas as pd
-
-    from schemas.features import FEATURES
 
     # A trailing blank column: index -1 (no reason) picks it.
     names = np.array([*FEATURES, ""], dtype=object)

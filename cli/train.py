@@ -6,6 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from cli.console import console, fail
 
@@ -43,8 +44,7 @@ def command(
     ),
 ) -> None:
     """Train Logistic Regression, Random Forest and better candidates; ship the best value."""
-    from rich.table import Table
-
+    # sklearn, pandas and matplotlib load when the command runs, not for `churn --help`.
     from training.data import DataError
     from training.report import headline
     from training.run import TrainConfig, train
