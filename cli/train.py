@@ -1,13 +1,19 @@
-"""``churn train``: train the candidates, select by held-out ROC AUC, write a version."""
+"""``churn train``: train the candidates, select by ROC AUC and serving cost, write a version."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from cli.console import console, fail
+
+
+class SelectRule(StrEnum):
+    cheapest = "cheapest"
+    best_auc = "best-auc"
 
 
 def command(
@@ -20,10 +26,27 @@ def command(
     promote: bool = typer.Option(True, "--promote/--no-promote", help="Make the new version current."),
     candidates: list[str] | None = typer.Option(None, "--candidate", help="Train only these (repeatable)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the report pictures."),
+    select: SelectRule = typer.Option(
+        SelectRule.cheapest,
+        "--select",
+        help="cheapest: the cheapest to serve among those within the ROC AUC tolerance of the best; "
+        "best-auc: the highest held-out ROC AUC, whatever it costs.",
+    ),
+    auc_tolerance: float | None = typer.Option(
+        None,
+        "--auc-tolerance",
+        min=0.0,
+        help="ROC AUC tolerance of --select cheapest [default: one standard error of the best "
+        "candidate's CV ROC AUC].",
+    ),
+    calibrate: bool = typer.Option(
+        True, "--calibrate/--no-calibrate", help="Check sigmoid/isotonic calibration of the selected model."
+    ),
 ) -> None:
-    """Train Logistic Regression, Random Forest and better candidates; keep the best."""
+    """Train Logistic Regression, Random Forest and better candidates; ship the best value."""
     # sklearn, pandas and matplotlib load when the command runs, not for `churn --help`.
     from training.data import DataError
+    from training.report import headline
     from training.run import TrainConfig, train
 
     settings = ctx.obj.with_overrides(model_store=store)
@@ -36,6 +59,9 @@ def command(
         promote=promote,
         candidates=candidates or None,
         plots=plots,
+        select="best-auc" if select is SelectRule.best_auc else "cheapest",
+        auc_tolerance=auc_tolerance,
+        calibrate=calibrate,
     )
     if data is not None and not data.is_file():
         fail(f"no such file: {data}")
@@ -47,23 +73,37 @@ def command(
         return
     manifest = outcome.manifest
     table = Table(title=f"Candidates (held-out split, {manifest['split']['test_rows']} rows)")
-    for column in ("model", "ROC AUC", "CV ROC AUC", "accuracy", "precision", "recall", "F1"):
-        table.add_column(column, justify="left" if column == "model" else "right")
+    table.add_column("model", no_wrap=True)
+    for column in ("AUC", "CV AUC", "p50 µs", "p99 µs", "µs/row"):
+        table.add_column(column, justify="right")
+    costs = manifest["serving_cost"]
+    eligible = set(manifest["selection_details"]["eligible"])
     for name, m in sorted(manifest["metrics"].items(), key=lambda item: -item[1]["roc_auc"]):
-        label = f"[bold green]{name} *[/]" if name == outcome.selected_model else name
+        label = f"{name} *" if name == outcome.selected_model else name
+        style = "bold green" if name == outcome.selected_model else ("" if name in eligible else "dim")
+        cost = costs[name]
         table.add_row(
             label,
             f"{m['roc_auc']:.4f}",
-            f"{m['cv_roc_auc_mean']:.4f}±{m['cv_roc_auc_std']:.3f}",
-            f"{m['accuracy']:.4f}",
-            f"{m['precision']:.4f}",
-            f"{m['recall']:.4f}",
-            f"{m['f1']:.4f}",
+            f"{m['cv_roc_auc_mean']:.3f}±{m['cv_roc_auc_std']:.3f}",
+            f"{cost['single_p50_us']:.1f}",
+            f"{cost['single_p99_us']:.1f}",
+            f"{cost['batch_us_per_row']:.2f}",
+            style=style,
         )
     console.print(table)
+    console.print(
+        "AUC: held-out ROC AUC; p50/p99: one record; µs/row: batches of "
+        f"{next(iter(costs.values()))['batch_size']}; * selected; dimmed: outside the AUC tolerance",
+        style="dim",
+    )
+    for line in headline(manifest):
+        console.print(line, highlight=False, soft_wrap=True)
     state = "promoted" if outcome.promoted else "not promoted"
     console.print(
         f"version [bold]{outcome.version}[/] ({outcome.selected_model}, threshold "
         f"{manifest['threshold']:.3f}) {state}; {outcome.seconds:.1f} s\n"
-        f"report: {outcome.path / 'report.md'}"
+        f"report: {outcome.path / 'report.md'}",
+        highlight=False,
+        soft_wrap=True,
     )

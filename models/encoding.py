@@ -148,3 +148,11 @@ class FeatureEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
 def _get_item(record: Mapping[str, Any], name: str) -> Any:
     return record[name]
+
+
+def column_features() -> list[str]:
+    """For each design-matrix column, the wire feature it encodes (one-hot levels share one)."""
+    names = [*NUMERIC_COLUMNS, "senior_citizen", *BINARY_COLUMNS]
+    for name in ONEHOT_COLUMNS:
+        names += [name] * len(CATEGORIES[name])
+    return names

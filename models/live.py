@@ -6,8 +6,9 @@ reference until they are done, so work in flight always finishes on the model
 it started with. :meth:`LiveModel.refresh` looks at the registry's ``CURRENT``
 pointer; when it names a different version it loads that version (sha256
 verified by the registry), checks the compiled fast path against sklearn on
-probe records, and only then swaps the reference — a single attribute
-assignment, atomic for readers. A version that fails to load is refused, the
+probe records and that its reason codes add up to its log-odds there, and
+only then swaps the reference — a single attribute assignment, atomic for
+readers. A version that fails to load is refused, the
 old model keeps serving, and the failure is remembered so a poll loop does not
 retry the same broken version every few seconds (``force=True`` retries).
 
@@ -160,6 +161,7 @@ class LiveModel:
             predictor = Predictor.from_registry(self.registry, wanted)
             probes = self._probes if self._probes is not None else probe_records()
             predictor.check_fast_path(list(probes))
+            predictor.check_reasons(list(probes))
         except Exception as exc:  # whatever is wrong with the new version, the old one keeps serving
             self._refused = wanted
             self.failures += 1

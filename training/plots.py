@@ -1,23 +1,41 @@
 """Pictures for the training report (matplotlib, headless Agg backend).
 
-Each function writes one PNG into ``folder`` and returns its file name.
+Curves come from scikit-learn's display classes (``RocCurveDisplay``,
+``PrecisionRecallDisplay``, ``CalibrationDisplay``, ``ConfusionMatrixDisplay``);
+cumulative gains and lift have no sklearn display and are drawn from
+:mod:`training.retention`. Each function writes one PNG into ``folder`` and
+returns its file name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from sklearn.calibration import CalibrationDisplay
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    PrecisionRecallDisplay,
+    RocCurveDisplay,
+    brier_score_loss,
+)
+
+from training import retention
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from training.evaluate import CandidateResult
 
+#: (label, held-out probabilities) of one model to draw.
+Scores = tuple[str, np.ndarray]
+
 
 def _figure(width: float = 6.0, height: float = 4.5) -> Figure:
+    # matplotlib is heavy and only needed when pictures are drawn.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -31,43 +49,112 @@ def _save(fig: Figure, folder: Path, name: str) -> str:
     return name
 
 
-def roc_curves(results: list[CandidateResult], y_test: np.ndarray, folder: Path) -> str:
-    from sklearn.metrics import roc_curve
-
+def roc_curves(results: Sequence[CandidateResult], y_test: np.ndarray, folder: Path) -> str:
     fig = _figure()
     ax = fig.subplots()
-    for result in results:
-        fpr, tpr, _ = roc_curve(y_test, result.test_probability)
-        ax.plot(fpr, tpr, label=f"{result.name} (AUC {result.metrics['roc_auc']:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curves, held-out split")
+    for i, result in enumerate(results):
+        RocCurveDisplay.from_predictions(
+            y_test, result.test_probability, name=result.name, ax=ax, plot_chance_level=i == len(results) - 1
+        )
+    ax.set(title="ROC curves, held-out split")
     ax.legend(loc="lower right", fontsize=8)
     return _save(fig, folder, "roc_curves.png")
 
 
-def confusion_matrices(results: list[CandidateResult], y_test: np.ndarray, folder: Path) -> str:
-    from sklearn.metrics import confusion_matrix
-
+def confusion_matrices(results: Sequence[CandidateResult], y_test: np.ndarray, folder: Path) -> str:
     fig = _figure(3.2 * len(results), 3.4)
     axes = np.atleast_1d(fig.subplots(1, len(results)))
     for ax, result in zip(axes, results, strict=True):
         predicted = (result.test_probability >= result.threshold).astype(int)
-        matrix = confusion_matrix(y_test, predicted, labels=[0, 1])
-        ax.imshow(matrix, cmap="Blues")
-        for (i, j), value in np.ndenumerate(matrix):
-            colour = "white" if value > matrix.max() / 2 else "black"
-            ax.text(j, i, str(value), ha="center", va="center", color=colour)
-        ax.set(
-            xticks=[0, 1],
-            yticks=[0, 1],
-            xticklabels=["stay", "churn"],
-            yticklabels=["stay", "churn"],
-            xlabel="predicted",
-            ylabel="actual",
-            title=f"{result.name}\n(threshold {result.threshold:.2f})",
+        ConfusionMatrixDisplay.from_predictions(
+            y_test,
+            predicted,
+            labels=[0, 1],
+            display_labels=["stay", "churn"],
+            cmap="Blues",
+            colorbar=False,
+            ax=ax,
         )
+        title = f"{result.name}\n(threshold {result.threshold:.2f})"
+        ax.set(xlabel="predicted", ylabel="actual", title=title)
         ax.title.set_fontsize(9)
     return _save(fig, folder, "confusion_matrices.png")
+
+
+def precision_recall(y_test: np.ndarray, scores: Scores, threshold: float, folder: Path) -> str:
+    """The served model's precision-recall curve, with the operating point of its threshold."""
+    label, probability = scores
+    fig = _figure()
+    ax = fig.subplots()
+    PrecisionRecallDisplay.from_predictions(y_test, probability, name=label, ax=ax, plot_chance_level=True)
+    point = retention.per_thousand(y_test, probability, threshold)
+    ax.plot(
+        [point.recall],
+        [point.precision],
+        marker="o",
+        color="#dd8452",
+        label=f"threshold {threshold:.2f}: precision {point.precision:.0%}, recall {point.recall:.0%}",
+    )
+    ax.set(title="Precision and recall, held-out split")
+    ax.legend(loc="upper right", fontsize=8)
+    return _save(fig, folder, "precision_recall.png")
+
+
+def gains_and_lift(y_test: np.ndarray, scores: Scores, folder: Path) -> str:
+    """Cumulative gains curve and lift by decile of the served model."""
+    label, probability = scores
+    fig = _figure(10, 4.2)
+    left, right = fig.subplots(1, 2)
+    contacted, caught = retention.cumulative_gains(y_test, probability)
+    left.plot(contacted, caught, label=label)
+    left.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="random order")
+    rate = float(np.mean(y_test))
+    left.plot([0, rate, 1], [0, 1, 1], linestyle=":", color="black", linewidth=1, label="perfect order")
+    left.set(
+        xlabel="Share of customers contacted (highest scores first)",
+        ylabel="Share of churners reached",
+        title="Cumulative gains, held-out split",
+    )
+    left.legend(loc="lower right", fontsize=8)
+    lift = retention.decile_lift(y_test, probability)
+    deciles = np.arange(1, 11)
+    right.bar(deciles, lift, color="#4c72b0")
+    right.axhline(1.0, linestyle="--", color="grey", linewidth=1)
+    for decile, value in zip(deciles, lift, strict=True):
+        right.text(decile, value, f"{value:.1f}", ha="center", va="bottom", fontsize=8)
+    right.set(
+        xticks=deciles,
+        xlabel="Decile of customers by score (1 = highest)",
+        ylabel="Churn rate / overall churn rate",
+        title=f"Lift by decile (top decile {lift[0]:.2f}x)",
+    )
+    return _save(fig, folder, "gains_lift.png")
+
+
+def reliability(y_test: np.ndarray, models: Sequence[Scores], folder: Path) -> str:
+    """Reliability diagram (observed churn rate against predicted probability) with Brier scores."""
+    fig = _figure()
+    ax = fig.subplots()
+    for i, (label, probability) in enumerate(models):
+        brier = brier_score_loss(y_test, probability)
+        CalibrationDisplay.from_predictions(
+            y_test,
+            probability,
+            n_bins=10,
+            strategy="quantile",
+            name=f"{label} (Brier {brier:.4f})",
+            ax=ax,
+            ref_line=i == 0,
+            marker="o",
+            markersize=3,
+        )
+    ax.set(
+        xlabel="Mean predicted probability",
+        ylabel="Observed churn rate",
+        title="Reliability, held-out split (10 equal-count bins)",
+    )
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, folder, "calibration.png")
 
 
 def churn_distribution(frame: pd.DataFrame, folder: Path) -> str:
@@ -90,24 +177,6 @@ def churn_distribution(frame: pd.DataFrame, folder: Path) -> str:
     right.set(title="Tenure (months)", xlabel="tenure", ylabel="customers")
     right.legend(fontsize=8)
     return _save(fig, folder, "churn_distribution.png")
-
-
-def calibration(results: list[CandidateResult], y_test: np.ndarray, folder: Path) -> str:
-    from sklearn.calibration import calibration_curve
-
-    fig = _figure()
-    ax = fig.subplots()
-    for result in results:
-        observed, predicted = calibration_curve(
-            y_test, result.test_probability, n_bins=10, strategy="quantile"
-        )
-        ax.plot(predicted, observed, marker="o", markersize=3, label=result.name)
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1)
-    ax.set(
-        xlabel="Mean predicted probability", ylabel="Observed churn rate", title="Calibration, held-out split"
-    )
-    ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, folder, "calibration.png")
 
 
 def feature_importance(

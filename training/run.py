@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from schemas.features import FEATURES, SCHEMA_VERSION, TARGET
+from training.selection import Rule
+from training.serving_cost import CostPlan
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,10 @@ class TrainConfig:
     store: Path = Path("model-store")
     promote: bool = True
     plots: bool = True
+    select: Rule = "cheapest"
+    auc_tolerance: float | None = None  # None: one standard error of the best candidate's CV ROC AUC
+    calibrate: bool = True
+    cost_plan: CostPlan = field(default_factory=CostPlan)
 
 
 @dataclass
@@ -66,14 +72,15 @@ def load_data(config: TrainConfig) -> tuple[pd.DataFrame, str]:
 
 
 def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
-    """Train every candidate, select by held-out ROC AUC, write a version, maybe promote it."""
+    """Train every candidate, select by ROC AUC and serving cost, write a version, maybe promote it."""
     import joblib
     from sklearn.model_selection import train_test_split
 
+    from models.explain import compile_explainer
     from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry
+    from training import calibrate, evaluate, report, retention, selection, serving_cost
     from training import candidates as candidate_module
     from training import data as data_module
-    from training import evaluate, report
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
@@ -93,15 +100,17 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
     for name, pipeline in candidate_module.build(config.candidates, config.split_seed).items():
         t0 = time.perf_counter()
         on_step(f"{name}: {config.cv_folds}-fold cross-validation")
-        cv_scores, oof = evaluate.cross_validate(
+        oof = evaluate.cross_validate(
             pipeline, x_train, y_train, folds=config.cv_folds, seed=config.split_seed
         )
-        threshold = evaluate.best_f1_threshold(y_train, oof)
+        threshold = evaluate.best_f1_threshold(y_train, oof.probability)
         on_step(f"{name}: fitting on the training split")
         pipeline.fit(x_train, y_train)
         _single_threaded(pipeline)
         probability = pipeline.predict_proba(x_test)[:, 1]
-        result = evaluate.CandidateResult(name, pipeline, threshold, cv_scores, probability)
+        result = evaluate.CandidateResult(
+            name, pipeline, threshold, oof.roc_auc, probability, oof_score=oof.score
+        )
         result.metrics = evaluate.classification_metrics(y_test, probability, threshold)
         results.append(result)
         timings[name] = time.perf_counter() - t0
@@ -109,10 +118,38 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
             "candidate %s: held-out ROC AUC %.4f, CV %.4f",
             name,
             result.metrics["roc_auc"],
-            np.mean(cv_scores),
+            np.mean(oof.roc_auc),
         )
 
-    best = max(results, key=lambda r: r.metrics["roc_auc"])
+    t0 = time.perf_counter()
+    on_step("measuring serving cost")
+    records = _records(x_test)
+    costs = serving_cost.measure({r.name: r.pipeline for r in results}, records, config.cost_plan)
+    timings["serving_cost"] = time.perf_counter() - t0
+    chosen = selection.select(
+        [selection.Figures(r.name, r.metrics["roc_auc"], r.cv_roc_auc, costs[r.name]) for r in results],
+        rule=config.select,
+        tolerance=config.auc_tolerance,
+    )
+    best = next(r for r in results if r.name == chosen.winner)
+    log.info("selected %s: %s", best.name, chosen.reason)
+
+    served, served_probability, served_threshold = best.pipeline, best.test_probability, best.threshold
+    calibration: dict[str, Any] = {"checked": False}
+    if config.calibrate:
+        t0 = time.perf_counter()
+        on_step(f"{best.name}: calibration check")
+        checked = calibrate.check(best, y_train, x_test, y_test)
+        calibration = {"checked": True, **checked.as_dict()}
+        if checked.kept is not None:
+            served = checked.kept.pipeline
+            served_probability = checked.kept.test_probability
+            served_threshold = checked.kept.threshold
+            cost = serving_cost.measure({"served": served}, records, config.cost_plan)["served"]
+            calibration["serving_cost"] = cost.as_dict()
+        timings["calibration"] = time.perf_counter() - t0
+    explainer = compile_explainer(served[1:])
+
     registry = ModelRegistry(config.store)
     version = new_version(fingerprint)
     manifest: dict[str, Any] = {
@@ -120,9 +157,14 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         "created_at": datetime.now(UTC).isoformat(),
         "schema_version": SCHEMA_VERSION,
         "selected_model": best.name,
-        "selection": "highest ROC AUC on the held-out split",
-        "threshold": best.threshold,
+        "selection": chosen.reason,
+        "selection_details": chosen.as_dict(),
+        "threshold": served_threshold,
         "metrics": {r.name: r.summary() for r in results},
+        "serving_cost": {name: cost.as_dict() for name, cost in costs.items()},
+        "calibration": calibration,
+        "reasons": {"available": explainer.explainable, "unavailable_because": explainer.unavailable},
+        "retention": retention.headline(y_test, served_probability, served_threshold),
         "features": list(FEATURES),
         "training_data": {
             "source": source,
@@ -138,18 +180,25 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
             "test_rows": len(y_test),
             "cv_folds": config.cv_folds,
         },
-        "reference_distribution": evaluate.probability_histogram(best.test_probability),
+        "reference_distribution": evaluate.probability_histogram(served_probability),
         "environment": _environment(),
     }
 
     with registry.stage(version) as folder:
         on_step("writing artifacts")
-        joblib.dump(best.pipeline, folder / MODEL_FILE, compress=3)
+        joblib.dump(served, folder / MODEL_FILE, compress=3)
         pictures: dict[str, str] = {}
         if config.plots:
             t0 = time.perf_counter()
             on_step("drawing pictures")
-            pictures = _draw(results, best, frame, x_test, y_test, folder, config.split_seed)
+            shown = _Served(
+                label=_served_label(best.name, calibration),
+                pipeline=served,
+                probability=served_probability,
+                threshold=served_threshold,
+                uncalibrated=None if served is best.pipeline else (best.name, best.test_probability),
+            )
+            pictures = _draw(results, shown, frame, x_test, y_test, folder, config.split_seed)
             timings["plots"] = time.perf_counter() - t0
         (folder / "report.md").write_text(report.render(manifest, pictures), encoding="utf-8")
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -159,6 +208,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         registry.promote(version)
         promoted = True
     seconds = time.perf_counter() - started
+    log.info("training took %.1f s: %s", seconds, ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return TrainOutcome(
         version=version,
         path=config.store / version,
@@ -170,6 +220,18 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
     )
 
 
+def _records(x_test: pd.DataFrame) -> list[dict[str, Any]]:
+    """Held-out customers as the validated snake_case dicts the scoring core takes (blank = None)."""
+    features = x_test[list(FEATURES)]
+    rows: list[dict[str, Any]] = features.astype(object).where(features.notna(), None).to_dict("records")  # type: ignore[assignment]
+    return rows
+
+
+def _served_label(name: str, calibration: dict[str, Any]) -> str:
+    kept = calibration.get("kept")
+    return f"{name} + {kept} calibration" if kept else name
+
+
 def _single_threaded(pipeline: Any) -> None:
     """Score with one thread: per-request thread pools cost more than they save here."""
     for step in pipeline.named_steps.values():
@@ -177,9 +239,20 @@ def _single_threaded(pipeline: Any) -> None:
             step.n_jobs = None
 
 
+@dataclass(frozen=True)
+class _Served:
+    """The model that ships, for the pictures: label, pipeline, held-out scores, threshold."""
+
+    label: str
+    pipeline: Any
+    probability: np.ndarray
+    threshold: float
+    uncalibrated: tuple[str, np.ndarray] | None  # the selected model before calibration, if calibrated
+
+
 def _draw(
     results: list[Any],
-    best: Any,
+    served: _Served,
     frame: pd.DataFrame,
     x_test: pd.DataFrame,
     y_test: np.ndarray,
@@ -191,21 +264,25 @@ def _draw(
     from training import plots
 
     importance = permutation_importance(
-        best.pipeline,
+        served.pipeline,
         x_test[list(FEATURES)],
         y_test,
         scoring="roc_auc",
         n_repeats=5,
         random_state=seed,
     )
+    scores = (served.label, served.probability)
+    reliability = [scores] if served.uncalibrated is None else [scores, served.uncalibrated]
     return {
+        "precision_recall": plots.precision_recall(y_test, scores, served.threshold, folder),
+        "gains_lift": plots.gains_and_lift(y_test, scores, folder),
+        "calibration": plots.reliability(y_test, reliability, folder),
         "roc_curves": plots.roc_curves(results, y_test, folder),
         "confusion_matrices": plots.confusion_matrices(results, y_test, folder),
-        "churn_distribution": plots.churn_distribution(frame, folder),
-        "calibration": plots.calibration(results, y_test, folder),
         "feature_importance": plots.feature_importance(
-            list(FEATURES), importance.importances_mean, importance.importances_std, best.name, folder
+            list(FEATURES), importance.importances_mean, importance.importances_std, served.label, folder
         ),
+        "churn_distribution": plots.churn_distribution(frame, folder),
     }
 
 

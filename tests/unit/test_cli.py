@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from models.predictor import Predictor
 from models.registry import ModelRegistry
+from schemas.features import FEATURES
 from training.data import load_csv, to_telco_csv
 from training.run import TrainOutcome
 from training.synthetic import generate
@@ -133,3 +134,98 @@ def test_models_list_promote_rollback(two_versions: tuple[Path, str, str]) -> No
     unknown = runner.invoke(app, ["models", "promote", "nope", "--store", str(store)])
     assert unknown.exit_code == 1
     assert "unknown version" in unknown.output
+
+
+def test_predict_explain_adds_sortable_reason_columns(trained: TrainOutcome, tmp_path: Path) -> None:
+    frame = generate(300, seed=78)
+    frame.loc[:4, "total_charges"] = np.nan
+    source = tmp_path / "in.csv"
+    to_telco_csv(frame.drop(columns=["churn"]), source)
+    out = tmp_path / "out.csv"
+    store = str(trained.path.parent)
+    args = ["predict", "-i", str(source), "-o", str(out), "--store", store, "--explain", "--down", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    reason_columns = [f"reason_up_{i}{s}" for i in (1, 2, 3) for s in ("", "_value", "_contribution")]
+    down_columns = ["reason_down_1", "reason_down_1_value", "reason_down_1_contribution"]
+    assert list(scored.columns) == [
+        "customerID",
+        "churn_probability",
+        "churn",
+        *reason_columns,
+        *down_columns,
+    ]
+
+    predictor = Predictor.from_registry(ModelRegistry(trained.path.parent))
+    cleaned = load_csv(source, require_target=False)
+    expected = predictor.pipeline.predict_proba(cleaned)[:, 1]
+    np.testing.assert_allclose(scored["churn_probability"], expected, rtol=0, atol=1e-12)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in cleaned[list(FEATURES)].to_dict("records")
+    ]
+    explained = predictor.explain_batch(records, top=3, down=1)  # what the API and the stream call
+    for row, reasons in enumerate(explained.reasons):
+        up = [r for r in reasons if r["contribution"] > 0]
+        for i in range(3):
+            name = scored.loc[row, f"reason_up_{i + 1}"]
+            if i < len(up):
+                assert name == up[i]["feature"]
+                assert scored.loc[row, f"reason_up_{i + 1}_contribution"] == pytest.approx(
+                    up[i]["contribution"], abs=1e-12
+                )
+                value = cleaned.loc[row, name]
+                shown = scored.loc[row, f"reason_up_{i + 1}_value"]
+                assert pd.isna(shown) if pd.isna(value) else str(shown) == str(value)
+            else:
+                assert pd.isna(name) and pd.isna(scored.loc[row, f"reason_up_{i + 1}_contribution"])
+    first = scored["reason_up_1_contribution"].dropna()
+    assert (first > 0).all() and (scored["reason_down_1_contribution"].dropna() < 0).all()
+    assert (
+        scored["reason_up_1_contribution"].fillna(np.inf) >= scored["reason_up_2_contribution"].fillna(0)
+    ).all()
+    assert {"contract", "tenure"} & set(scored["reason_up_1"].dropna())
+
+
+def test_predict_explain_refuses_a_model_without_reasons(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    trained = runner.invoke(
+        app, ["train", "--rows", "400", "--store", str(store), "--candidate", "random_forest", "--no-plots"]
+    )
+    assert trained.exit_code == 0, trained.output
+    source = tmp_path / "in.csv"
+    to_telco_csv(generate(10, seed=1), source)
+    out = tmp_path / "o.csv"
+    result = runner.invoke(
+        app, ["predict", "-i", str(source), "-o", str(out), "--store", str(store), "--explain"]
+    )
+    assert result.exit_code == 1
+    assert "serves no reason codes" in result.output and "random forest" in result.output
+    assert not out.exists()
+
+
+def test_train_select_best_auc_and_tolerance_flags(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    base = ["train", "--rows", "800", "--store", str(store), "--no-plots", "--no-calibrate"]
+    two = ["--candidate", "logistic_regression", "--candidate", "gradient_boosting"]
+    result = runner.invoke(app, [*base, *two, "--select", "best-auc"])
+    assert result.exit_code == 0, result.output
+    registry = ModelRegistry(store)
+    manifest = registry.manifest(registry.versions()[-1])
+    metrics = manifest["metrics"]
+    assert manifest["selected_model"] == max(metrics, key=lambda n: metrics[n]["roc_auc"])
+    assert manifest["selection_details"]["rule"] == "best-auc"
+    assert manifest["calibration"] == {"checked": False}
+    assert (
+        "p50 µs" in result.output
+        and "report:" in result.output
+        and "Of 1,000 scored customers" in result.output
+    )
+
+    wide = runner.invoke(app, [*base, *two, "--auc-tolerance", "1"])
+    assert wide.exit_code == 0, wide.output
+    manifest = registry.manifest(registry.versions()[-1])
+    assert manifest["selection_details"]["tolerance"] == 1.0
+    costs = manifest["serving_cost"]
+    assert manifest["selected_model"] == min(costs, key=lambda n: costs[n]["single_p50_us"])

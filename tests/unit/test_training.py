@@ -15,6 +15,8 @@ from training.evaluate import best_f1_threshold, probability_histogram
 from training.run import TrainConfig, TrainOutcome, train
 
 PICTURES = (
+    "precision_recall.png",
+    "gains_lift.png",
     "roc_curves.png",
     "confusion_matrices.png",
     "churn_distribution.png",
@@ -45,15 +47,27 @@ def test_manifest_holds_the_contract_fields(trained: TrainOutcome) -> None:
         "sha256",
         "training_data",
         "reference_distribution",
+        "serving_cost",
+        "selection",
+        "selection_details",
+        "calibration",
+        "reasons",
+        "retention",
     ):
         assert key in m, key
+    assert isinstance(m["selection"], str)  # the API's /model shows it as text
     assert m["version"] == trained.version
     datetime.fromisoformat(m["created_at"])
     assert m["features"] == list(FEATURES)
     assert set(m["metrics"]) == set(CANDIDATES)
     for metrics in m["metrics"].values():
-        for key in ("roc_auc", "accuracy", "precision", "recall", "f1", "cv_roc_auc_mean"):
+        for key in ("roc_auc", "accuracy", "precision", "recall", "f1", "cv_roc_auc_mean", "brier"):
             assert 0.0 <= metrics[key] <= 1.0
+        assert all(isinstance(v, float) for v in metrics.values())  # the API types them as floats
+    assert set(m["serving_cost"]) == set(CANDIDATES)
+    for cost in m["serving_cost"].values():
+        assert 0 < cost["single_p50_us"] <= cost["single_p99_us"]
+        assert cost["batch_us_per_row"] > 0 and cost["batch_size"] == 500
     assert m["training_data"]["rows"] == 1500
     assert 0.2 < m["training_data"]["churn_rate"] < 0.33
     assert len(m["training_data"]["fingerprint"]) == 64
@@ -70,13 +84,42 @@ def test_manifest_holds_the_contract_fields(trained: TrainOutcome) -> None:
     assert sum(reference["fractions"]) == pytest.approx(1.0)
 
 
-def test_the_best_held_out_roc_auc_is_selected_and_promoted(trained: TrainOutcome) -> None:
-    metrics = trained.manifest["metrics"]
+def test_the_cheapest_within_the_tolerance_is_selected_and_promoted(trained: TrainOutcome) -> None:
+    m = trained.manifest
+    metrics, costs, details = m["metrics"], m["serving_cost"], m["selection_details"]
     best = max(metrics, key=lambda name: metrics[name]["roc_auc"])
-    assert trained.selected_model == best
-    assert trained.manifest["threshold"] == metrics[best]["threshold"]
-    assert metrics[best]["roc_auc"] > 0.78  # the synthetic signal is learnable
+    assert details["best"] == best and details["rule"] == "cheapest"
+    assert details["tolerance"] == pytest.approx(metrics[best]["cv_roc_auc_se"])
+    eligible = {
+        n for n in metrics if metrics[n]["roc_auc"] >= metrics[best]["roc_auc"] - details["tolerance"]
+    }
+    assert set(details["eligible"]) == eligible
+    assert trained.selected_model in eligible
+    fastest = min(costs[n]["single_p50_us"] for n in eligible)
+    assert costs[trained.selected_model]["single_p50_us"] <= fastest * 1.1
+    assert details["margin"] == pytest.approx(
+        metrics[best]["roc_auc"] - metrics[trained.selected_model]["roc_auc"]
+    )
+    assert metrics[trained.selected_model]["roc_auc"] > 0.78  # the synthetic signal is learnable
     assert ModelRegistry(trained.path.parent).current() == trained.version
+
+
+def test_the_calibration_check_and_reasons_are_recorded(trained: TrainOutcome) -> None:
+    m = trained.manifest
+    calibration = m["calibration"]
+    assert calibration["checked"] and set(calibration["variants"]) == {"sigmoid", "isotonic"}
+    kept = calibration["kept"]
+    if kept is None:
+        assert m["threshold"] == m["metrics"][trained.selected_model]["threshold"]
+        assert calibration["after"] == calibration["before"]
+    else:
+        assert calibration["after"]["brier"] < calibration["before"]["brier"]
+        assert m["threshold"] == calibration["variants"][kept]["threshold"]
+    assert m["reasons"]["available"] is (trained.selected_model != "random_forest")
+    people = m["retention"]["per_1000"]
+    assert people["caught"] + people["missed"] == pytest.approx(people["churners"])
+    assert people["caught"] + people["false_alarms"] == pytest.approx(people["flagged"])
+    assert m["retention"]["top_decile_lift"] > 1.5
 
 
 def test_report_has_the_comparison_table_and_pictures(trained: TrainOutcome) -> None:
@@ -87,6 +130,22 @@ def test_report_has_the_comparison_table_and_pictures(trained: TrainOutcome) -> 
     assert f"| {trained.selected_model} (selected)" in report
     for picture in PICTURES:
         assert f"]({picture})" in report
+    m = trained.manifest
+    people = m["retention"]["per_1000"]
+    assert "per 1,000 customers" in report
+    assert (
+        f"| flagged | {people['caught']:.0f} (caught) | {people['false_alarms']:.0f} (false alarms)" in report
+    )
+    assert f"top-decile lift {m['retention']['top_decile_lift']:.2f}x" in report
+    assert f"Brier score {m['retention']['brier']:.4f}" in report
+    assert "## Selection" in report and m["selection"] in report
+    assert f"tolerance: {m['selection_details']['tolerance']:.4f}" in report
+    assert "## Calibration" in report and "| isotonic" in report
+    cost = m["serving_cost"][trained.selected_model]
+    assert (
+        f"{cost['single_p50_us']:.1f} | {cost['single_p99_us']:.1f} | {cost['batch_us_per_row']:.2f}"
+        in report
+    )
 
 
 def test_no_promote_and_version_order(tmp_path: object, trained: TrainOutcome) -> None:
