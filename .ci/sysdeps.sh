@@ -15,6 +15,11 @@ fi
 if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
   need+=(stunnel4)
 fi
+# kubectl (its built-in kustomize renders deploy/k8s in tests/unit/test_k8s.py) is not a Debian
+# package: it comes with the machine image here and with GitHub's runners.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "kubectl not found: tests/unit/test_k8s.py needs it (kubectl kustomize)" >&2
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -127,8 +127,7 @@ def test_every_resource_is_valid(rendered: list[dict[str, Any]]) -> None:
             kubernetes_validate.validate(doc, version, strict=True)
     expected = {
         *("Namespace", "ServiceAccount", "ConfigMap", "Secret", "PersistentVolumeClaim", "Deployment"),
-        *("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job", "CronJob"),
-        *("ScaledObject", "PodMonitor", "ServiceMonitor"),
+        *("Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Job", "CronJob", "ScaledObject"),
     }
     assert expected <= kinds, expected - kinds
 
@@ -322,7 +321,10 @@ def test_disruption_budgets_and_services_select_the_right_pods(rendered: list[di
     assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http"}]
 
 
-def test_prometheus_operator_scrapes_under_the_alerts_job_names(rendered: list[dict[str, Any]]) -> None:
+def test_prometheus_operator_scrapes_under_the_alerts_job_names(tree: Path) -> None:
+    """prod opts in to the prometheus-operator component; dev (no operator on a laptop) does not."""
+    assert not by_kind(kustomize(tree / "overlays" / "dev"), "PodMonitor")
+    rendered = kustomize(tree / "overlays" / "prod")
     deployments = by_kind(rendered, "Deployment")
     (pod_monitor,) = by_kind(rendered, "PodMonitor").values()
     labels = pod_labels(deployments["churn-scorer"])
