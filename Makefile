@@ -41,7 +41,7 @@ pytest: install
 test: sysdeps lint pytest
 
 # The images' lock files (hashes of every distribution; Python 3.11, any platform).
-# Run after changing dependencies in pyproject.toml; tests/unit/test_lock_files.py checks they agree.
+# Run after changing dependencies in pyproject.toml; tests/unit/test_packaging.py checks they agree.
 LOCK_DIR := deploy/requirements
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
 	--no-strip-extras --custom-compile-command "make lock"
