@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= model-store
 
-.PHONY: run test install sysdeps model lint format pytest clean
+.PHONY: run test install sysdeps model lint format pytest clean lock secrets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,20 @@ pytest: install
 	$(BIN)/pytest
 
 test: sysdeps lint pytest
+
+# The images' lock files (hashes of every distribution; Python 3.11, any platform).
+# Run after changing dependencies in pyproject.toml; tests/unit/test_packaging.py checks they agree.
+LOCK_DIR := deploy/requirements
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--no-strip-extras --custom-compile-command "make lock"
+lock: install
+	$(UV_COMPILE) pyproject.toml -o $(LOCK_DIR)/serving.txt
+	$(UV_COMPILE) pyproject.toml --extra training -o $(LOCK_DIR)/training.txt
+	$(UV_COMPILE) $(LOCK_DIR)/build.in -o $(LOCK_DIR)/build.txt
+
+# Secret files for `docker compose up` (random values; never committed, see docs/deploy.md).
+secrets:
+	@bash deploy/make_secrets.sh secrets
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -7,9 +7,18 @@ need=()
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   need+=(prometheus)
 fi
+# amtool checks monitoring/alertmanager.yml (tests/unit/test_monitoring_config.py).
+if ! command -v amtool >/dev/null 2>&1; then
+  need+=(prometheus-alertmanager)
+fi
 # stunnel terminates TLS in front of the embedded broker in tests/integration/test_kafka_tls.py.
 if ! command -v stunnel4 >/dev/null 2>&1 && ! command -v stunnel >/dev/null 2>&1; then
   need+=(stunnel4)
+fi
+# kubectl (its built-in kustomize renders deploy/k8s in tests/unit/test_k8s.py) is not a Debian
+# package: it comes with the machine image here and with GitHub's runners.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "kubectl not found: tests/unit/test_k8s.py needs it (kubectl kustomize)" >&2
 fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -3,14 +3,16 @@
 Each component builds its metrics on a ``CollectorRegistry`` it is given, so
 tests and several apps in one process never collide on the global registry.
 Names and labels here are a contract with ``monitoring/prometheus.yml``, the
-alert rules and the Grafana dashboard.
+alert rules and the Grafana dashboard. Every registry also carries the process
+(``process_*``: memory, CPU, open files) and garbage-collector (``python_gc_*``)
+collectors, which the default global registry would otherwise be the only one to have.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, ProcessCollector
 
 from monitoring.batch_histogram import BatchHistogram
 
@@ -32,6 +34,12 @@ def _probability(registry: CollectorRegistry) -> BatchHistogram:
         buckets=PROBABILITY_BUCKETS,
         registry=registry,
     )
+
+
+def _runtime_collectors(registry: CollectorRegistry) -> None:
+    """``process_*`` and ``python_gc_*`` series of this process on ``registry``."""
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
 
 
 def _model_info(registry: CollectorRegistry) -> Gauge:
@@ -86,6 +94,7 @@ class ScorerMetrics(ModelMetrics):
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
         reg = registry if registry is not None else CollectorRegistry()
+        _runtime_collectors(reg)
         return cls(
             registry=reg,
             events_consumed=Counter(
@@ -149,6 +158,7 @@ class ApiMetrics(ModelMetrics):
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
         reg = registry if registry is not None else CollectorRegistry()
+        _runtime_collectors(reg)
         return cls(
             registry=reg,
             requests=Counter(

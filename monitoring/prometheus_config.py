@@ -17,6 +17,8 @@ from typing import Any
 #: Job names are part of the contract with the dashboard and the alert rules.
 SCORER_JOB = "churn-scorer"
 API_JOB = "churn-api"
+#: The Kafka lag exporter (consumer-group lag read from the broker).
+LAG_EXPORTER_JOB = "kafka-exporter"
 METRICS_PATH = "/metrics"
 
 MONITORING_DIR = Path(__file__).resolve().parent
@@ -28,6 +30,7 @@ def build_config(
     scorer_targets: Sequence[str],
     api_targets: Sequence[str],
     *,
+    lag_exporter_targets: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str | None = None,
     rule_files: Sequence[Path] | None = (ALERTS_FILE,),
@@ -37,13 +40,14 @@ def build_config(
     ``rule_files`` defaults to the project's alert rules (absolute path, so the
     rendered file can live anywhere); pass ``None`` or ``()`` for none.
     """
-    for target in (*scorer_targets, *api_targets):
+    for target in (*scorer_targets, *api_targets, *lag_exporter_targets):
         host, sep, port = target.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"scrape target must look like host:port, got {target!r}")
     interval = evaluation_interval or scrape_interval
     scrape_configs: list[dict[str, Any]] = []
-    for job, targets in ((SCORER_JOB, scorer_targets), (API_JOB, api_targets)):
+    jobs = ((SCORER_JOB, scorer_targets), (API_JOB, api_targets), (LAG_EXPORTER_JOB, lag_exporter_targets))
+    for job, targets in jobs:
         if targets:
             scrape_configs.append(
                 {
@@ -65,6 +69,7 @@ def render(
     scorer_targets: Sequence[str],
     api_targets: Sequence[str],
     *,
+    lag_exporter_targets: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str | None = None,
     rule_files: Sequence[Path] | None = (ALERTS_FILE,),
@@ -73,6 +78,7 @@ def render(
     config = build_config(
         scorer_targets,
         api_targets,
+        lag_exporter_targets=lag_exporter_targets,
         scrape_interval=scrape_interval,
         evaluation_interval=evaluation_interval,
         rule_files=rule_files,

@@ -27,10 +27,24 @@ from monitoring.metrics import ApiMetrics, ScorerMetrics
 GRAFANA_VARIABLES = ("$__rate_interval", "${__rate_interval}", "$__interval", "${__interval}")
 GRAFANA_RANGE_VARIABLES = ("$__range", "${__range}")
 
+#: The dashboard's own template variables and the value of their "All" option (a regex).
+DASHBOARD_VARIABLES: dict[str, str] = {"instance": ".*", "topic": ".*"}
+
 #: Series Prometheus itself writes for every target.
 SCRAPE_SERIES: dict[str, frozenset[str]] = {
     name: frozenset()
     for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added")
+}
+#: Series of the Kafka lag exporter the compose stack and the alerts use
+#: (danielqsj/kafka-exporter v1.9.0; names and labels from its source, kafka_exporter.go).
+LAG_EXPORTER_SERIES: dict[str, frozenset[str]] = {
+    "kafka_brokers": frozenset(),
+    "kafka_topic_partitions": frozenset({"topic"}),
+    "kafka_topic_partition_current_offset": frozenset({"topic", "partition"}),
+    "kafka_consumergroup_current_offset": frozenset({"consumergroup", "topic", "partition"}),
+    "kafka_consumergroup_lag": frozenset({"consumergroup", "topic", "partition"}),
+    "kafka_consumergroup_lag_sum": frozenset({"consumergroup", "topic"}),
+    "kafka_consumergroup_members": frozenset({"consumergroup"}),
 }
 #: Labels every scraped series carries.
 TARGET_LABELS = frozenset({"job", "instance"})
@@ -44,6 +58,7 @@ _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\((
 _SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{([^}]*)\}")
 _MATCHER_LABEL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
 _RANGE = re.compile(r"\[[^\]]*\]")
+_TEMPLATE_VARIABLE = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 _IDENT = re.compile(r"(?<![\w.:$])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w:])(\s*\()?")
 
 
@@ -56,11 +71,15 @@ class Query:
 
 
 def for_prometheus(expr: str, interval: str = "1m", range_: str = "5m") -> str:
-    """Replace Grafana's interval variables so Prometheus can evaluate the expression."""
+    """Replace Grafana's interval variables, and the dashboard's own variables by their "All"
+    value, so Prometheus can evaluate the expression."""
     for var in GRAFANA_VARIABLES:
         expr = expr.replace(var, interval)
     for var in GRAFANA_RANGE_VARIABLES:
         expr = expr.replace(var, range_)
+    expr = _TEMPLATE_VARIABLE.sub(
+        lambda m: DASHBOARD_VARIABLES.get(m.group(1) or m.group(2), m.group(0)), expr
+    )
     if "$" in expr:
         raise ValueError(f"unreplaced Grafana variable in {expr!r}")
     return expr
@@ -121,7 +140,8 @@ def exported_series() -> dict[str, frozenset[str]]:
     """Series names the scorer and API expose, each with its label names.
 
     Counters are exposed as ``<name>_total``; histograms as ``_bucket`` (with ``le``),
-    ``_sum`` and ``_count``; gauges under their own name.
+    ``_sum`` and ``_count``; gauges under their own name. The registries' other collectors
+    (``process_*``, ``python_gc_*``) are read from what they expose.
     """
     series: dict[str, frozenset[str]] = {}
     for metrics in (ScorerMetrics.create(), ApiMetrics.create()):
@@ -134,6 +154,9 @@ def exported_series() -> dict[str, frozenset[str]]:
                 series[f"{name}_count"] = labels
             else:
                 series[name] = labels
+        for family in metrics.registry.collect():
+            for sample in family.samples:
+                series.setdefault(sample.name, frozenset(sample.labels))
     return series
 
 

@@ -7,6 +7,11 @@ project's alert rules. Then:
 
 * every PromQL expression of the Grafana dashboard returns data;
 * every alert rule evaluates without error, and every metric it reads has data;
+
+except the queries of the Kafka lag exporter's series (``promql.LAG_EXPORTER_SERIES``, job
+``kafka-exporter``): that Go binary cannot run here, so no live series exist for them.
+tests/unit/test_monitoring_prometheus.py serves those series under the exporter's names and
+labels and checks those queries return data; CI's compose smoke test checks the real exporter.
 * the sum of ``churn_predictions_total`` equals the predictions on the topic.
 """
 
@@ -36,6 +41,12 @@ DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "churn.json"
 ALERTS = ROOT / "monitoring" / "alerts.yml"
 EVENTS = 600
 RATE = 100
+
+
+def from_lag_exporter(expr: str) -> bool:
+    """Whether a query reads only what the lag exporter (not a churn component) exports."""
+    names = promql.metric_names(expr)
+    return 'job="kafka-exporter"' in expr or (bool(names) and names <= set(promql.LAG_EXPORTER_SERIES))
 
 
 def _http(method: str, url: str, body: bytes | None = None) -> int:
@@ -134,7 +145,12 @@ def test_dashboard_and_alerts_have_data_from_the_live_stack(
     assert (written, dead) == (EVENTS, len(poison)), scorer.tail()
 
     missing: list[str] = []
-    for query in promql.dashboard_queries(json.loads(DASHBOARD.read_text(encoding="utf-8"))):
+    queries = promql.dashboard_queries(json.loads(DASHBOARD.read_text(encoding="utf-8")))
+    exporter_only = [q for q in queries if from_lag_exporter(q.expr)]
+    assert len(exporter_only) == 3, [q.source for q in exporter_only]  # the broker-view panels
+    for query in queries:
+        if query in exporter_only:
+            continue
         expr = promql.for_prometheus(query.expr, interval="10s", range_="1m")
         try:
             prom.wait_for(expr, timeout=20)
@@ -145,6 +161,8 @@ def test_dashboard_and_alerts_have_data_from_the_live_stack(
     rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
     for query in promql.rule_queries(rules):
         prom.query(promql.for_prometheus(query.expr))  # accepted by the real server
+        if from_lag_exporter(query.expr):
+            continue
         for name in promql.metric_names(query.expr):
             assert prom.wait_for(name, timeout=10), f"{query.source}: no data for {name}"
     deadline = time.monotonic() + 30

@@ -28,13 +28,23 @@ from monitoring import prometheus_config
 BINARY_ENV = "CHURN_PROMETHEUS_BIN"
 
 
+#: Where each tool comes from (``.ci/sysdeps.sh`` installs the Debian ones).
+BINARY_SOURCES = {
+    "prometheus": "Debian package 'prometheus'",
+    "promtool": "Debian package 'prometheus'",
+    "amtool": "Debian package 'prometheus-alertmanager'",
+    "kubectl": "the machine image's 'kubectl' package (kubectl kustomize)",
+}
+
+
 def find_binary(name: str) -> str:
-    """Path of ``prometheus`` / ``promtool``; fail in CI, skip locally when absent."""
+    """Path of a tool of BINARY_SOURCES; fail in CI, skip locally when absent."""
     override = os.environ.get(BINARY_ENV) if name == "prometheus" else None
     path = override or shutil.which(name)
     if path:
         return path
-    message = f"{name} not found on PATH (Debian package 'prometheus'; run: bash .ci/sysdeps.sh)"
+    source = BINARY_SOURCES.get(name, "see .ci/sysdeps.sh")
+    message = f"{name} not found on PATH ({source}; run: bash .ci/sysdeps.sh)"
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(message)
     pytest.skip(message)
@@ -53,6 +63,7 @@ class PrometheusServer:
         scorer_targets: Sequence[str] = (),
         api_targets: Sequence[str] = (),
         *,
+        lag_exporter_targets: Sequence[str] = (),
         scrape_interval: str = "1s",
         rule_files: Sequence[Path] | None = (prometheus_config.ALERTS_FILE,),
         binary: str | None = None,
@@ -65,6 +76,7 @@ class PrometheusServer:
             workdir / "prometheus.yml",
             scorer_targets,
             api_targets,
+            lag_exporter_targets=lag_exporter_targets,
             scrape_interval=scrape_interval,
             rule_files=rule_files,
         )

@@ -1,12 +1,15 @@
-"""The Prometheus config, alert rules and Grafana dashboard agree with monitoring/metrics.py.
+"""The Prometheus config, alert rules, Alertmanager config and Grafana dashboard agree with
+monitoring/metrics.py (and with the lag exporter's series, ``promql.LAG_EXPORTER_SERIES``).
 
-promtool comes from Debian's ``prometheus`` package (``bash .ci/sysdeps.sh``): these
-tests fail in CI without it and are skipped locally with the reason.
+promtool comes from Debian's ``prometheus`` package and amtool from
+``prometheus-alertmanager`` (``bash .ci/sysdeps.sh``): these tests fail in CI without them
+and are skipped locally with the reason.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ MONITORING = ROOT / "monitoring"
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "churn.json"
 DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 DASHBOARD_PROVIDERS = MONITORING / "grafana" / "provisioning" / "dashboards" / "dashboards.yml"
+RUNBOOK = ROOT / "docs" / "runbook.md"
 
 #: Panel title -> a series its queries must use: every panel the dashboard promises.
 REQUIRED_PANELS = {
@@ -38,6 +42,10 @@ REQUIRED_PANELS = {
     "API requests /s": "churn_api_requests_total",
     "API latency": "churn_api_request_latency_seconds_bucket",
     "API error rate": "churn_api_requests_total",
+    "Broker reachable": "churn_broker_up",
+    "Memory (RSS) per instance": "process_resident_memory_bytes",
+    "CPU per instance": "process_cpu_seconds_total",
+    "Consumer group lag (broker view)": "kafka_consumergroup_lag",
 }
 
 #: Alert name -> (severity, a series its expression must use): every alert the rules promise.
@@ -48,6 +56,9 @@ REQUIRED_ALERTS = {
     "ChurnPredictionDrift": ("warning", "churn_drift_psi"),
     "ChurnConsumerLagGrowing": ("warning", "churn_consumer_lag"),
     "ChurnApiErrorRateHigh": ("critical", "churn_api_requests_total"),
+    "ChurnBrokerDown": ("critical", "churn_broker_up"),
+    "ChurnConsumerGroupLagGrowing": ("warning", "kafka_consumergroup_lag"),
+    "ChurnLagExporterDown": ("warning", "up"),
 }
 
 
@@ -81,6 +92,18 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [find_binary("promtool"), *map(str, args)], capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def amtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [find_binary("amtool"), *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to -."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
 
 
 # --- promtool ------------------------------------------------------------------------
@@ -123,6 +146,51 @@ def test_promtool_unit_tests_catch_a_broken_threshold(tmp_path: Path) -> None:
     assert "PSI 0.1 -> silent" in result.stdout + result.stderr
 
 
+# --- Alertmanager ----------------------------------------------------------------------
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    result = amtool("check-config", MONITORING / "alertmanager.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_amtool_refuses_a_broken_alertmanager_config(tmp_path: Path) -> None:
+    """The check is not vacuous: a route to a receiver that does not exist is refused."""
+    text = (MONITORING / "alertmanager.yml").read_text(encoding="utf-8")
+    (tmp_path / "am.yml").write_text(text.replace("receiver: operators", "receiver: nobody", 1))
+    result = amtool("check-config", tmp_path / "am.yml")
+    assert result.returncode != 0
+    assert "nobody" in result.stdout + result.stderr
+
+
+def test_prometheus_sends_alerts_to_the_compose_alertmanager() -> None:
+    config = load_yaml(MONITORING / "prometheus.yml")
+    targets = [
+        t for am in config["alerting"]["alertmanagers"] for sc in am["static_configs"] for t in sc["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    assert "alertmanager" in compose["services"]
+    mounts = compose["services"]["alertmanager"]["volumes"]
+    assert "./monitoring/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in mounts
+
+
+def test_alertmanager_inhibitions_name_real_alerts() -> None:
+    names = {rule["alert"] for rule in alert_rules()}
+    for rule in load_yaml(MONITORING / "alertmanager.yml").get("inhibit_rules", []):
+        for matcher in (*rule.get("source_matchers", []), *rule.get("target_matchers", [])):
+            match = re.fullmatch(r'(\w+)\s*(=~|=)\s*"(.*)"', matcher)
+            assert match, matcher
+            label, op, value = match.groups()
+            if label != "alertname":
+                continue
+            matched = {n for n in names if re.fullmatch(value, n)} if op == "=~" else {value} & names
+            assert matched, f"{matcher!r} matches no alert in alerts.yml"
+            if op == "=~":
+                assert matched == set(value.split("|")), f"{matcher!r} names an alert that does not exist"
+
+
 # --- alert rules ---------------------------------------------------------------------
 
 
@@ -138,6 +206,21 @@ def test_every_required_alert_exists_with_severity_and_annotations() -> None:
     for rule in rules.values():
         assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
         assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
+
+
+def test_every_alert_links_its_runbook_section() -> None:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    anchors = {github_anchor(line.lstrip("#")) for line in text.splitlines() if line.startswith("#")}
+    for rule in alert_rules():
+        url = rule["annotations"].get("runbook_url", "")
+        page, _, anchor = url.partition("#")
+        assert page == "docs/runbook.md", (rule["alert"], url)
+        assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in docs/runbook.md"
+
+
+def test_github_anchor() -> None:
+    assert github_anchor(" ChurnBrokerDown") == "churnbrokerdown"
+    assert github_anchor("What to do, now!") == "what-to-do-now"
 
 
 def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
@@ -156,7 +239,7 @@ def test_every_alert_has_a_firing_and_a_silent_unit_test() -> None:
 
 
 def test_every_metric_in_alerts_and_dashboard_is_defined_in_metrics_py() -> None:
-    known = promql.exported_series() | promql.SCRAPE_SERIES
+    known = promql.exported_series() | promql.SCRAPE_SERIES | promql.LAG_EXPORTER_SERIES
     queries = all_queries()
     assert len(queries) > 20
     for query in queries:
@@ -189,8 +272,17 @@ def test_metric_name_extraction() -> None:
 def test_grafana_variables_are_replaced() -> None:
     expr = "increase(x[$__range]) / rate(x[$__rate_interval])"
     assert promql.for_prometheus(expr, "30s", "10m") == "increase(x[10m]) / rate(x[30s])"
+    expr = 'x{instance=~"$instance",topic=~"${topic}"}'
+    assert promql.for_prometheus(expr) == 'x{instance=~".*",topic=~".*"}'
     with pytest.raises(ValueError, match="unreplaced"):
         promql.for_prometheus("rate(x[$window])")
+
+
+def test_process_and_gc_series_are_exported_by_both_components() -> None:
+    series = promql.exported_series()
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_gc_collections_total"):
+        assert name in series, name
+    assert series["python_gc_collections_total"] == {"generation"}
 
 
 # --- dashboard -----------------------------------------------------------------------
@@ -238,18 +330,61 @@ def test_distribution_panel_reads_the_probability_buckets_as_a_histogram() -> No
     assert "sum by (le)" in target["expr"]
 
 
-def test_every_panel_uses_the_provisioned_datasource() -> None:
-    provisioned = load_yaml(DATASOURCES)["datasources"]
-    assert len(provisioned) == 1
-    source = provisioned[0]
-    assert source["type"] == "prometheus"
-    assert source["url"] == "http://prometheus:9090"
+def variables() -> dict[str, dict[str, Any]]:
+    return {var["name"]: var for var in dashboard()["templating"]["list"]}
+
+
+def test_every_panel_uses_the_datasource_variable() -> None:
+    """Panels follow $datasource, so the dashboard works in any Grafana, not only with our uid."""
     for panel in all_panels(dashboard()["panels"]):
         if panel["type"] == "row":
             continue
-        assert panel["datasource"] == {"type": "prometheus", "uid": source["uid"]}, panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
         for target in panel["targets"]:
-            assert target["datasource"]["uid"] == source["uid"], panel["title"]
+            assert target["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+
+
+def test_dashboard_imports_into_any_grafana() -> None:
+    dash = dashboard()
+    (ds_input,) = dash["__inputs"]
+    assert (ds_input["type"], ds_input["pluginId"]) == ("datasource", "prometheus")
+    source = variables()["datasource"]
+    assert (source["type"], source["query"]) == ("datasource", "prometheus")
+    # On import Grafana replaces ${DS_PROMETHEUS} with the datasource picked for the input; when
+    # provisioned, the variable falls back to the default datasource (ours, below).
+    assert source["current"]["value"] == "${" + ds_input["name"] + "}"
+    provisioned = load_yaml(DATASOURCES)["datasources"]
+    assert len(provisioned) == 1
+    assert provisioned[0]["type"] == "prometheus"
+    assert provisioned[0]["isDefault"] is True
+    assert provisioned[0]["url"] == "http://prometheus:9090"
+    text = DASHBOARD.read_text(encoding="utf-8")
+    assert provisioned[0]["uid"] not in text, "a hard-coded datasource uid breaks the import elsewhere"
+
+
+def test_instance_and_topic_variables() -> None:
+    known = promql.exported_series() | promql.SCRAPE_SERIES
+    for name in ("instance", "topic"):
+        var = variables()[name]
+        assert var["type"] == "query"
+        assert var["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert (var["includeAll"], var["multi"], var["allValue"]) == (
+            True,
+            True,
+            promql.DASHBOARD_VARIABLES[name],
+        )
+        metric, label = re.fullmatch(
+            r"label_values\((\w+)(?:\{[^}]*\})?, *(\w+)\)", var["definition"]
+        ).groups()  # type: ignore[union-attr]
+        assert var["query"]["query"] == var["definition"]
+        assert label == name
+        assert metric in known and (name in known[metric] or name in promql.TARGET_LABELS), var["definition"]
+    # Every panel of a scraped churn component follows $instance; every topic-labelled one $topic.
+    for query in promql.dashboard_queries(dashboard()):
+        if re.search(r'job=~?"churn-', query.expr) or "churn_model_info" in query.expr:
+            assert 'instance=~"$instance"' in query.expr, query.source
+        if "churn_events_consumed_total" in query.expr or "consumer_lag" in query.expr:
+            assert 'topic=~"$topic"' in query.expr, query.source
 
 
 def test_dashboard_provider_points_at_the_mounted_dashboards() -> None:
@@ -275,6 +410,14 @@ def test_compose_and_rendered_configs_scrape_the_same_jobs() -> None:
     scorer = compose_jobs[prometheus_config.SCORER_JOB]["dns_sd_configs"][0]
     assert (scorer["names"], scorer["port"]) == (["scorer"], 6066)
     assert compose_jobs[prometheus_config.API_JOB]["static_configs"][0]["targets"] == ["api:8000"]
+    exporter = compose_jobs[prometheus_config.LAG_EXPORTER_JOB]["static_configs"][0]["targets"]
+    assert exporter == ["kafka-exporter:9308"]
+    compose = load_yaml(ROOT / "docker-compose.yml")
+    assert "9308" in compose["services"]["kafka-exporter"]["expose"]
+    with_exporter = yaml.safe_load(prometheus_config.render([], [], lag_exporter_targets=["127.0.0.1:3"]))
+    assert [job["job_name"] for job in with_exporter["scrape_configs"]] == [
+        prometheus_config.LAG_EXPORTER_JOB
+    ]
 
 
 def test_rendered_config_rejects_a_bad_target() -> None:

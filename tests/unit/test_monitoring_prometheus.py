@@ -2,7 +2,10 @@
 
 A tiny exporter serves ScorerMetrics and ApiMetrics (monitoring/metrics.py) the way the
 scorer and the API do, with a background thread feeding them a steady stream of
-observations. Prometheus (Debian package) scrapes both every second with the project's
+observations; both registries carry the process and GC collectors, as in the real
+components. A third exporter serves the Kafka lag exporter's series under the names and
+labels of danielqsj/kafka-exporter (``promql.LAG_EXPORTER_SERIES``): that Go binary cannot
+run here. Prometheus (Debian package) scrapes all three every second with the project's
 alert rules loaded. Then:
 
 * every PromQL expression of the dashboard and the alert rules is accepted, and every
@@ -23,7 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from devstack.ports import free_port
 from monitoring import promql
@@ -42,6 +45,9 @@ EXPECTED_ACTIVE = {
     "ChurnModelReloadFailed",
 }
 EXPECTED_QUIET = {
+    "ChurnBrokerDown",
+    "ChurnConsumerGroupLagGrowing",
+    "ChurnLagExporterDown",
     "ChurnNoPredictions",
     "ChurnEndToEndLatencyHigh",
     "ChurnConsumerLagGrowing",
@@ -52,11 +58,32 @@ EXPECTED_QUIET = {
 
 
 @dataclass
+class LagExporter:
+    """The kafka-exporter series the dashboard and the alerts read (same names and labels)."""
+
+    registry: CollectorRegistry
+    lag: Gauge
+    members: Gauge
+
+    @classmethod
+    def create(cls) -> LagExporter:
+        reg = CollectorRegistry()
+        group_topic_partition = sorted(promql.LAG_EXPORTER_SERIES["kafka_consumergroup_lag"])
+        return cls(
+            registry=reg,
+            lag=Gauge("kafka_consumergroup_lag", "Lag.", group_topic_partition, registry=reg),
+            members=Gauge("kafka_consumergroup_members", "Members.", ["consumergroup"], registry=reg),
+        )
+
+
+@dataclass
 class Exporters:
     scorer: ScorerMetrics
     api: ApiMetrics
+    lag_exporter: LagExporter
     scorer_target: str
     api_target: str
+    lag_exporter_target: str
     predictions: int = 0
 
 
@@ -67,6 +94,12 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
     set_model_info(s.model_info, "20250101T000000000000Z-abcdef12", "spline_logistic")
     set_model_info(a.model_info, "20250101T000000000000Z-abcdef12", "spline_logistic")
     s.drift_psi.set(0.35)
+    s.broker_up.set(1)
+    for partition, lag in (("0", 3), ("1", 5)):
+        ex.lag_exporter.lag.labels(
+            consumergroup="churn-scorer", topic="customer-events", partition=partition
+        ).set(lag)
+    ex.lag_exporter.members.labels(consumergroup="churn-scorer").set(1)
     s.consumer_lag.labels(topic="customer-events", partition="0").set(3)
     s.consumer_lag.labels(topic="customer-events", partition="1").set(5)
     while not stop.wait(0.05):
@@ -93,15 +126,15 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
 
 @pytest.fixture(scope="module")
 def exporters() -> Iterator[Exporters]:
-    scorer, api = ScorerMetrics.create(), ApiMetrics.create()
+    scorer, api, lag_exporter = ScorerMetrics.create(), ApiMetrics.create(), LagExporter.create()
     servers = []
     targets = []
-    for registry in (scorer.registry, api.registry):
+    for registry in (scorer.registry, api.registry, lag_exporter.registry):
         port = free_port()
         server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
         servers.append(server)
         targets.append(f"127.0.0.1:{port}")
-    ex = Exporters(scorer, api, targets[0], targets[1])
+    ex = Exporters(scorer, api, lag_exporter, *targets)
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(ex, stop), daemon=True)
     feeder.start()
@@ -117,7 +150,12 @@ def exporters() -> Iterator[Exporters]:
 def prometheus(tmp_path_factory: pytest.TempPathFactory, exporters: Exporters) -> Iterator[PrometheusServer]:
     """One server for the module: Prometheus takes ~5 s to apply its first target list."""
     workdir = tmp_path_factory.mktemp("prometheus")
-    with PrometheusServer(workdir, [exporters.scorer_target], [exporters.api_target]) as prom:
+    with PrometheusServer(
+        workdir,
+        [exporters.scorer_target],
+        [exporters.api_target],
+        lag_exporter_targets=[exporters.lag_exporter_target],
+    ) as prom:
         prom.wait_until_scraped()
         # A refused model reload after the first scrape, so `increase()` sees the counter move.
         exporters.scorer.model_reload_failures.inc()
