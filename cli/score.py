@@ -17,7 +17,10 @@ def command(
     ),
     store: Path | None = typer.Option(None, "--store", help="Model store (env CHURN_MODEL_STORE)."),
     web_port: int | None = typer.Option(
-        None, "--web-port", help="Port of /metrics (env CHURN_SCORER_WEB_PORT, default 6066); 0 = none."
+        None,
+        "--web-port",
+        help="Port of /metrics, /health/live and /health/ready (env CHURN_SCORER_WEB_PORT, default 6066); "
+        "0 = none.",
     ),
     max_batch: int | None = typer.Option(None, "--max-batch", help="Events per micro-batch (max)."),
     max_wait: float | None = typer.Option(
@@ -43,7 +46,8 @@ def command(
     from models.live import LiveModel
     from monitoring.metrics import ScorerMetrics
     from scorer.engines import build_engine
-    from scorer.metrics_server import serve_metrics
+    from scorer.readiness import BROKER
+    from scorer.web import ScorerWebServer
 
     settings = ctx.obj.with_overrides(
         kafka_bootstrap_servers=bootstrap,
@@ -67,22 +71,29 @@ def command(
         ensure_topics(settings)
     except Exception as exc:
         fail(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}")
+    scorer = build_engine(settings, live, metrics)
+    readiness = scorer.handler.readiness
     server = None
     if settings.scorer_web_port:
         try:
-            server = serve_metrics(metrics.registry, settings.scorer_web_host, settings.scorer_web_port)
+            server = ScorerWebServer(
+                metrics.registry, readiness, settings.scorer_web_host, settings.scorer_web_port
+            ).start()
         except OSError as exc:
             fail(f"cannot serve /metrics on {settings.scorer_web_host}:{settings.scorer_web_port}: {exc}")
-    url = f"http://{settings.scorer_web_host}:{settings.scorer_web_port}/metrics" if server else "off"
+    url = f"http://{settings.scorer_web_host}:{settings.scorer_web_port}" if server else "off"
     console.print(
         f"scoring {settings.events_topic} -> {settings.predictions_topic} (DLQ {settings.dlq_topic}) "
         f"on {settings.kafka_bootstrap_servers} with model {live.current.version}; "
-        f"engine {settings.scorer_engine}; group {settings.scorer_app_id}; metrics {url}"
+        f"engine {settings.scorer_engine}; group {settings.scorer_app_id}; "
+        f"web {url} (/metrics, /health/ready)"
     )
-    scorer = build_engine(settings, live, metrics)
-    # Readiness during broker outages; started once the engine has loaded its Kafka client, whose
-    # reconnect noise the watch quiets.
-    watch = BrokerWatch(settings, metrics.broker_up).start()
+
+    def broker_changed(up: bool) -> None:
+        readiness.set(BROKER, up, f"broker {settings.kafka_bootstrap_servers} does not answer")
+
+    # Started once the engine has loaded its Kafka client, whose reconnect noise the watch quiets.
+    watch = BrokerWatch(settings, metrics.broker_up, on_change=broker_changed).start()
     try:
         scorer.serve()
     finally:

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     scorer_engine: Literal["faust", "native"] = "faust"
     # Recent predictions in the churn_drift_psi window.
     drift_window: int = Field(default=5000, ge=100)
+    # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).
+    scorer_live_timeout_s: float = Field(default=120.0, gt=0)
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"

@@ -10,11 +10,13 @@ these classes.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -133,7 +135,8 @@ class ScorerProcess(ChurnProcess):
         host: str = "127.0.0.1",
     ) -> None:
         self.web_port = int(env["CHURN_SCORER_WEB_PORT"])
-        self.metrics_url = f"http://{host}:{self.web_port}/metrics"
+        self.web_url = f"http://{host}:{self.web_port}"
+        self.metrics_url = f"{self.web_url}/metrics"
         args = ["score", *(["--engine", engine] if engine else []), *extra]
         super().__init__(args, env, log_path, new_session=new_session, name="scorer", url=self.metrics_url)
 
@@ -175,6 +178,31 @@ class ScorerProcess(ChurnProcess):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"scorer /metrics did not come up\n{self.tail()}") from None
                 time.sleep(0.2)
+
+    def health(self, probe: str) -> tuple[int, dict[str, object]]:
+        """``(status, JSON body)`` of ``/health/<probe>`` (``live`` or ``ready``); OSError if not served."""
+        url = f"{self.web_url}/health/{probe}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (http URL built here)
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return int(error.code), json.loads(error.read())
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until ``/health/ready`` answers 200; raise if the scorer exits or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        body: dict[str, object] = {}
+        while True:
+            self._check_alive()
+            try:
+                status, body = self.health("ready")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the scorer did not become ready: {body}\n{self.tail()}")
+            time.sleep(0.2)
 
     def wait_consumed(self, at_least: int, timeout: float = 60.0, poll_s: float = 0.05) -> None:
         """Block until ``churn_events_consumed_total`` reaches ``at_least``; raise if the scorer exits."""

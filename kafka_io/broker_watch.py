@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -97,12 +98,14 @@ class BrokerWatch:
         settings: Settings,
         gauge: Gauge,
         *,
+        on_change: Callable[[bool], None] | None = None,
         interval_s: float = 2.0,
         initial_s: float = 0.5,
         max_s: float = 8.0,
     ) -> None:
         self.settings = settings
         self.gauge = gauge
+        self.on_change = on_change  # told True/False when the broker comes back or goes away
         self.interval_s = interval_s
         self.initial_s = initial_s
         self.max_s = max_s
@@ -149,6 +152,8 @@ class BrokerWatch:
                     self.outages += 1
                     self._down_since = time.monotonic()
                     self.gauge.set(0)
+                    if self.on_change is not None:
+                        self.on_change(False)
                     log.warning(
                         "broker %s unreachable: scorer not ready; retrying with backoff up to %g s",
                         self.settings.kafka_bootstrap_servers,
@@ -166,6 +171,8 @@ class BrokerWatch:
             return
         self.up = True
         self.gauge.set(1)
+        if self.on_change is not None:
+            self.on_change(True)
         log.warning(
             "broker %s reachable again after %.1f s: scorer ready (topics recreated: %s)",
             self.settings.kafka_bootstrap_servers,

@@ -90,6 +90,8 @@ class ScorerMetrics(ModelMetrics):
     drift_psi: Gauge
     model_reload_failures: Counter
     broker_up: Gauge
+    scorer_ready: Gauge
+    scorer_condition: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -140,7 +142,18 @@ class ScorerMetrics(ModelMetrics):
             model_reload_failures=_model_reload_failures(reg),
             broker_up=Gauge(
                 "churn_broker_up",
-                "1 while the scorer's broker probe succeeds (ready), 0 during an outage.",
+                "1 while the scorer's broker probe succeeds, 0 during an outage.",
+                registry=reg,
+            ),
+            scorer_ready=Gauge(
+                "churn_scorer_ready",
+                "1 while every readiness condition of the scorer holds (what /health/ready answers).",
+                registry=reg,
+            ),
+            scorer_condition=Gauge(
+                "churn_scorer_condition",
+                "1 while a readiness condition holds: model, assignment, broker, delivery, scoring, stall.",
+                ["condition"],
                 registry=reg,
             ),
         )

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from mode.supervisors import CrashingSupervisor
@@ -35,6 +35,7 @@ from kafka_io.records import RawRecord
 from scorer.batch import BatchResult
 from scorer.faust_transport import install_fetch_wait
 from scorer.handler import BatchHandler
+from scorer.readiness import ASSIGNMENT
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def faust_consumer_options(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "store": "memory://",
         "datadir": str(datadir),
-        "web_enabled": False,  # /metrics is served by prometheus-client (scorer.metrics_server)
+        "web_enabled": False,  # the scorer's own web server (scorer.web) serves /metrics and /health
         "stream_buffer_maxsize": max(4 * settings.scorer_max_batch, 4096),
         "broker_max_poll_records": max(settings.scorer_max_batch, 500),
     }
@@ -110,6 +111,12 @@ class FaustEngine:
         self.app.timer(interval=settings.model_poll_interval_s)(self._follow_promoted_model)
         self.lag = LagReporter(handler.metrics.consumer_lag)
         self.app.timer(interval=self.lag.interval_s)(self._report_consumer_lag)
+        # The event loop turns: the agent and its timers run (liveness, scorer.readiness).
+        self.app.timer(interval=1.0)(self._beat)
+        self._assigned: set[Any] = set()
+        # mode's handler type names its `signal` argument by a string mypy cannot resolve.
+        self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
     def serve(self) -> None:
         """Run the worker in this process until SIGTERM/SIGINT; it exits via SystemExit."""
@@ -145,6 +152,22 @@ class FaustEngine:
             raise
         if in_flight is not None:
             await in_flight
+
+    async def _beat(self) -> None:
+        self.handler.readiness.beat()
+
+    def _on_assigned(self, _sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        assigned: set[Any] = args[0]  # Faust sends the whole new assignment
+        self._assigned = {tp for tp in assigned if tp.topic == self.settings.events_topic}
+        self._assignment_changed()
+
+    def _on_revoked(self, _sender: Any, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[Any] = args[0]
+        self._assigned -= revoked
+        self._assignment_changed()
+
+    def _assignment_changed(self) -> None:
+        self.handler.readiness.set(ASSIGNMENT, bool(self._assigned), "no partition assigned")
 
     async def _follow_promoted_model(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.handler.live.refresh)

@@ -22,6 +22,7 @@ from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
 from scorer.batch import BatchLimits, BatchResult, score_batch
 from scorer.drift import DriftMonitor
+from scorer.readiness import MODEL, Readiness
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ class BatchHandler:
     """Scores batches with the live model, names their output topics, records their metrics.
 
     ``on_received`` is called with each batch before it is scored and ``on_batch`` with
-    each delivered batch's result (the benchmarks time a run with them).
+    each delivered batch's result (the benchmarks time a run with them). ``readiness`` holds
+    the scorer's readiness conditions (:mod:`scorer.readiness`); the engine and the parts
+    around it set theirs on it.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class BatchHandler:
         *,
         on_received: Callable[[Sequence[RawRecord]], None] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.settings = settings
         self.live = live
@@ -57,6 +61,10 @@ class BatchHandler:
         )
         self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
         self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
+        self.readiness = readiness or Readiness(
+            metrics.scorer_ready, metrics.scorer_condition, live_timeout_s=settings.scorer_live_timeout_s
+        )
+        self.readiness.set(MODEL, live.predictor is not None, "no verified model is loaded")
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
         if self.on_received is not None:

@@ -43,6 +43,7 @@ from kafka_io.records import RawRecord
 from kafka_io.sink import Delivery
 from scorer.batch import BatchResult
 from scorer.handler import BatchHandler
+from scorer.readiness import ASSIGNMENT
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,10 @@ class NativeEngine:
         handled = 0
         batch_size = self.settings.scorer_max_batch
         wait = self.settings.scorer_max_wait_s
+        beat = self.handler.readiness.beat
         try:
             while not self.stop_event.is_set():
+                beat()
                 if max_events is not None and handled >= max_events:
                     break
                 in_flight = self._in_flight
@@ -238,6 +241,7 @@ class NativeEngine:
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._assigned |= tps
+        self._assignment_changed()
         log.info("assigned %s", sorted(tps))
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -260,6 +264,10 @@ class NativeEngine:
             self._done.pop(tp, None)
             self._committed.pop(tp, None)
         self.lag.forget(tps)
+        self._assignment_changed()
+
+    def _assignment_changed(self) -> None:
+        self.handler.readiness.set(ASSIGNMENT, bool(self._assigned), "no partition assigned")
 
     # -- background duties -----------------------------------------------------------------
 

@@ -174,3 +174,22 @@ def test_sigterm_mid_stream_finishes_the_batch_commits_and_exits_0(
     # A clean stop commits exactly what it delivered: the restarted worker re-scores nothing.
     assert sum(ids.values()) == len(events), f"{sum(ids.values()) - len(events)} duplicates"
     assert restarted.stop() == 0, restarted.tail()
+
+
+def test_health_endpoints_follow_the_partition_assignment(
+    kafka: KafkaTools, topics: dict[str, str], start_scorer: Callable[..., ScorerProcess]
+) -> None:
+    scorer = start_scorer()
+    scorer.wait_metrics()
+    scorer.wait_ready(timeout=90)
+    status, body = scorer.health("ready")
+    assert (status, body) == (200, {"status": "ready"})
+    assert scorer.metric("churn_scorer_ready") == 1.0
+    assert scorer.metric("churn_scorer_condition", condition="assignment") == 1.0
+    status, body = scorer.health("live")
+    assert status == 200
+    assert body["status"] == "alive"
+    kafka.produce(topics["events"], _keyed(synthetic_events(50, seed=5)))
+    scorer.wait_consumed(50)
+    assert scorer.health("ready")[0] == 200
+    scorer.stop()
