@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -63,6 +63,27 @@ class Settings(BaseSettings):
     drift_window: int = Field(default=5000, ge=100)
     # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).
     scorer_live_timeout_s: float = Field(default=120.0, gt=0)
+    # The model-failure breaker: when more than `threshold` of the last `window` valid records
+    # failed in the model, consuming pauses (readiness `scoring`) and one held batch is retried
+    # every `probe_interval_s` and whenever another model version is loaded.
+    scoring_breaker_window: int = Field(default=1000, ge=10)
+    scoring_breaker_threshold: float = Field(default=0.5, gt=0, le=1)
+    scoring_probe_interval_s: float = Field(default=30.0, gt=0)
+
+    # --- dead letters and delivery ---------------------------------------------
+    # A dead letter's value is cut to this many bytes (headers `truncated`, `original_size`,
+    # `original_sha256`); it stays below the producer's message.max.bytes (1,000,000 by default).
+    dlq_max_value_bytes: int = Field(default=900_000, ge=1024, le=100_000_000)
+    # `churn dlq replay` skips a dead letter that has been replayed this many times (unless --force).
+    dlq_max_replays: int = Field(default=3, ge=1)
+    # How long librdkafka tries to deliver one output record before reporting it failed
+    # (message.timeout.ms); the sink then produces it again after a backoff.
+    delivery_timeout_s: float = Field(default=60.0, ge=0.1)
+    delivery_retry_backoff_s: float = Field(default=0.5, gt=0)
+    delivery_retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    # Readiness `delivery` turns false (and churn_delivery_failing 1) while a batch's output has
+    # been unacknowledged for longer than this.
+    delivery_failing_after_s: float = Field(default=30.0, gt=0)
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -101,6 +122,19 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"not a rate limit like '100/second': {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _limits_agree(self) -> Settings:
+        if self.dlq_max_value_bytes < self.max_event_bytes:
+            raise ValueError(
+                f"CHURN_DLQ_MAX_VALUE_BYTES ({self.dlq_max_value_bytes}) must be at least "
+                f"CHURN_MAX_EVENT_BYTES ({self.max_event_bytes}): an event's dead letter is never cut"
+            )
+        if self.delivery_retry_backoff_max_s < self.delivery_retry_backoff_s:
+            raise ValueError(
+                "CHURN_DELIVERY_RETRY_BACKOFF_MAX_S must be at least CHURN_DELIVERY_RETRY_BACKOFF_S"
+            )
+        return self
 
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -15,6 +16,8 @@ class RawRecord:
     partition: int
     offset: int
     timestamp: float | None = None  # broker/producer timestamp, epoch seconds
+    #: The record's headers as the client returns them (read only when it is dead-lettered).
+    headers: Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ NOT_UTF8: Final = "not_utf8"  # bytes that are not UTF-8 text
 INVALID_JSON: Final = "invalid_json"  # UTF-8 text that is not one JSON document
 NOT_AN_OBJECT: Final = "not_an_object"  # JSON array, string, number, true/false/null
 DUPLICATE_KEYS: Final = "duplicate_keys"  # the same top-level key twice (ambiguous record)
+TOO_DEEP: Final = "too_deep"  # JSON nested deeper than schemas.nesting.MAX_NESTING_DEPTH levels
 # --- fields --------------------------------------------------------------------------
 MISSING_FIELD: Final = "missing_field"
 WRONG_TYPE: Final = "wrong_type"  # e.g. a list where a number belongs, a boolean for tenure
@@ -40,7 +41,9 @@ EVENT_FROM_FUTURE: Final = "event_from_future"  # event_time too far ahead of th
 UNSUPPORTED_SCHEMA_VERSION: Final = "unsupported_schema_version"  # newer wire format than we know
 INVALID_VALUE: Final = "invalid_value"  # any other validation failure
 # --- scoring -------------------------------------------------------------------------
-SCORING_FAILED: Final = "scoring_failed"  # the model raised on a valid batch
+SCORING_FAILED: Final = "scoring_failed"  # the model failed on this valid record (raised, NaN, wrong shape)
+# --- the scorer itself -----------------------------------------------------------------
+INTERNAL_ERROR: Final = "internal_error"  # an unexpected exception while handling this record (a bug)
 
 ALL_TYPES: Final = (
     EMPTY_VALUE,
@@ -50,6 +53,7 @@ ALL_TYPES: Final = (
     INVALID_JSON,
     NOT_AN_OBJECT,
     DUPLICATE_KEYS,
+    TOO_DEEP,
     MISSING_FIELD,
     WRONG_TYPE,
     NOT_INTEGER,
@@ -63,6 +67,7 @@ ALL_TYPES: Final = (
     UNSUPPORTED_SCHEMA_VERSION,
     INVALID_VALUE,
     SCORING_FAILED,
+    INTERNAL_ERROR,
 )
 
 #: pydantic error ``type`` codes -> our error types.
@@ -161,8 +166,20 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Header names of a replayed record (``churn dlq replay``), copied onto its next dead letter.
+REPLAY_COUNT: Final = "replay_count"
+REPLAYED_FROM: Final = "replayed_from"
+
+
 class DeadLetter(BaseModel):
-    """Why a record could not be scored; sent as headers next to the original bytes."""
+    """Why a record could not be scored; sent as headers next to the original bytes.
+
+    The optional fields are sent only when set: ``exception_class`` names the exception
+    behind an ``internal_error`` or ``scoring_failed``; ``truncated`` (with the
+    original's size and sha256) marks a value cut to the dead-letter size limit, and
+    ``key_truncated`` a key cut likewise; ``replay_count`` and ``replayed_from`` are
+    copied from a record that ``churn dlq replay`` re-published.
+    """
 
     error_type: str
     error_message: str
@@ -170,10 +187,19 @@ class DeadLetter(BaseModel):
     source_partition: int
     source_offset: int
     failed_at: datetime = Field(default_factory=_utcnow)
+    exception_class: str | None = None
+    truncated: bool = False
+    original_size: int | None = None
+    original_sha256: str | None = None
+    key_truncated: bool = False
+    original_key_size: int | None = None
+    original_key_sha256: str | None = None
+    replay_count: int | None = None
+    replayed_from: str | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers for the dead-letter record (values are UTF-8 text)."""
-        return [
+        headers = [
             ("error_type", self.error_type.encode()),
             ("error_message", self.error_message.encode()),
             ("source_topic", self.source_topic.encode()),
@@ -181,8 +207,24 @@ class DeadLetter(BaseModel):
             ("source_offset", str(self.source_offset).encode()),
             ("failed_at", self.failed_at.isoformat().encode()),
         ]
+        if self.exception_class is not None:
+            headers.append(("exception_class", self.exception_class.encode()))
+        if self.truncated:
+            headers.append(("truncated", b"true"))
+            headers.append(("original_size", str(self.original_size).encode()))
+            headers.append(("original_sha256", str(self.original_sha256).encode()))
+        if self.key_truncated:
+            headers.append(("key_truncated", b"true"))
+            headers.append(("original_key_size", str(self.original_key_size).encode()))
+            headers.append(("original_key_sha256", str(self.original_key_sha256).encode()))
+        if self.replay_count is not None:
+            headers.append((REPLAY_COUNT, str(self.replay_count).encode()))
+        if self.replayed_from is not None:
+            headers.append((REPLAYED_FROM, self.replayed_from.encode()))
+        return headers
 
     @classmethod
     def from_headers(cls, headers: list[tuple[str, bytes]] | None) -> DeadLetter:
-        values = {k: v.decode() for k, v in headers or []}
+        names = set(cls.model_fields)
+        values = {k: v.decode(errors="replace") for k, v in headers or [] if k in names}
         return cls.model_validate(values)

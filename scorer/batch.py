@@ -8,14 +8,23 @@ both wrap it, so both have the same semantics.
 
 Rules:
 - every input record yields exactly one output record: a prediction, or a dead
-  letter with the original value bytes unchanged and reason headers;
-- valid records are scored with one ``Predictor.predict_columns`` call;
-- nothing here raises on bad input.
+  letter with the original value bytes (cut to ``max_dead_letter_bytes`` when
+  larger, see :class:`BatchLimits`) and reason headers;
+- valid records are scored with one ``Predictor.predict_columns`` call; when the
+  model fails (raises, or returns NaN or the wrong shape) the batch is tried once
+  more, then split in halves until only the records it really fails on are left:
+  those are dead-lettered ``scoring_failed``, the rest scored;
+- nothing here raises on bad input: an unexpected exception while handling one
+  record makes that record alone an ``internal_error`` dead letter. Only resource
+  errors (:data:`RESOURCE_ERRORS`) propagate, so that the worker crashes without
+  committing and a restarted one scores the batch again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -33,8 +42,19 @@ from schemas import dead_letters
 from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent
 from schemas.features import SCHEMA_VERSION
+from schemas.nesting import MAX_NESTING_DEPTH, too_deep
 from schemas.predictions import prediction_payloads
-from scorer.fast_check import columns_of, read_batch
+from scorer.fast_check import FastBatch, columns_of, read_batch
+
+log = logging.getLogger(__name__)
+
+#: Errors that say the process, not the record, is in trouble: they propagate out of
+#: :func:`score_batch` (the worker crashes without committing; a restart scores the batch again).
+#: A ``RecursionError`` is not one of them: the depth bound keeps input from causing one, so one
+#: from the model is the model failing on particular input, isolated like any other failure.
+RESOURCE_ERRORS: tuple[type[BaseException], ...] = (MemoryError,)
+#: A dead letter's key is cut to this many bytes (events are keyed by ``customer_id``, ≤ 128 chars).
+MAX_DEAD_LETTER_KEY_BYTES = 1024
 
 
 class BatchPredictor(Protocol):
@@ -54,6 +74,8 @@ class BatchLimits:
     max_event_bytes: int = 64 * 1024
     #: An event_time more than this far ahead of the scorer's clock is refused.
     max_future_skew_s: float = 300.0
+    #: A dead letter's value is cut to this many bytes, so that it fits the producer's limit.
+    max_dead_letter_bytes: int = 900_000
 
 
 @dataclass
@@ -108,42 +130,175 @@ def score_batch(
     now = clock()
     failed_at = datetime.fromtimestamp(now, UTC)
     result = BatchResult(model_version=predictor.version)
-    refused: list[tuple[int, str, str]] = []  # (row, error_type, message)
+    refused: list[_Refusal] = []
 
-    fast = read_batch(_fast_candidates(records, limits.max_event_bytes))
+    fast = _read_fast(records, limits.max_event_bytes)
     events, times = fast.events, fast.event_times
     for row in fast.slow:
         try:
             event = _model_validate(_decode(records[row], limits.max_event_bytes))
         except _RejectedError as exc:
-            refused.append((row, exc.error_type, exc.message))
+            refused.append(_Refusal(row, exc.error_type, exc.message))
+            continue
+        except RESOURCE_ERRORS:
+            raise
+        except Exception as exc:  # a case nobody foresaw: this record alone is dead-lettered
+            refused.append(_internal_error(row, records[row], exc))
             continue
         events[row] = event
         times[row] = event.event_time
     valid: Sequence[int] = [row for row, event in enumerate(events) if event is not None]
 
+    timestamps = _timestamps(valid, times, records, refused)
+    valid = [row for row in valid if row in timestamps] if len(timestamps) < len(valid) else valid
     latest_allowed = now + limits.max_future_skew_s
-    timestamps = [times[row].timestamp() for row in valid]  # type: ignore[union-attr]
-    if timestamps and max(timestamps) > latest_allowed:
-        keep = [k for k, ts in enumerate(timestamps) if ts <= latest_allowed]
-        for k, ts in enumerate(timestamps):
-            if ts > latest_allowed:
-                when = times[valid[k]].isoformat()  # type: ignore[union-attr]
-                skew = limits.max_future_skew_s
+    if timestamps and max(timestamps.values()) > latest_allowed:
+        skew = limits.max_future_skew_s
+        for row in valid:
+            if timestamps[row] > latest_allowed:
+                when = times[row].isoformat()  # type: ignore[union-attr]
                 message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
-                refused.append((valid[k], dead_letters.EVENT_FROM_FUTURE, message))
-        valid = [valid[k] for k in keep]
-        timestamps = [timestamps[k] for k in keep]
+                refused.append(_Refusal(row, dead_letters.EVENT_FROM_FUTURE, message))
+        valid = [row for row in valid if timestamps[row] <= latest_allowed]
 
-    for row, error_type, message in sorted(refused, key=lambda r: r[0]):
-        _dead_letter(result, records[row], error_type, message, failed_at)
     if valid:
         columns = columns_of([events[row] for row in valid])
         valid_times: list[datetime] = [times[row] for row in valid]  # type: ignore[misc]
-        raws = [records[row] for row in valid]
-        _score(result, columns, valid_times, timestamps, raws, predictor, now, failed_at)
+        seconds = [timestamps[row] for row in valid]
+        _score(result, refused, valid, columns, valid_times, seconds, records, predictor, now)
+    for refusal in sorted(refused, key=lambda r: r.row):
+        _dead_letter(result, records[refusal.row], refusal, failed_at, limits.max_dead_letter_bytes)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why the record at ``row`` gets a dead letter instead of a prediction."""
+
+    row: int
+    error_type: str
+    message: str
+    exception_class: str | None = None
+
+
+class _Throttle:
+    """Says yes to each kind once per ``every_s`` and counts the noes in between."""
+
+    def __init__(self, every_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
+
+    def allow(self, kind: str) -> int | None:
+        """The number of ``kind`` held back since the last yes, or None to hold this one back too."""
+        now = self._clock()
+        if now - self._last.get(kind, float("-inf")) < self.every_s:
+            self._held[kind] += 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
+
+
+#: Unexpected exceptions are logged (with their traceback) once per exception class a minute.
+_INTERNAL_ERRORS = _Throttle(60.0)
+
+
+def _internal_error(row: int, record: RawRecord, exc: Exception) -> _Refusal:
+    """An ``internal_error`` refusal for ``exc``; logged once per exception class a minute."""
+    kind = type(exc).__name__
+    held = _INTERNAL_ERRORS.allow(kind)
+    if held is not None:
+        log.error(
+            "internal error on %s:%d:%d, dead-lettered as internal_error: %s: %s "
+            "(%d more %s in the last minute were not logged)",
+            record.topic,
+            record.partition,
+            record.offset,
+            kind,
+            exc,
+            held,
+            kind,
+            exc_info=exc,
+        )
+    return _Refusal(row, dead_letters.INTERNAL_ERROR, f"{kind}: {exc}", kind)
+
+
+def _read_fast(records: Sequence[RawRecord], max_bytes: int) -> FastBatch:
+    """The fast path over the batch; if it fails as a whole, over each row alone.
+
+    A row whose fast read fails is left to the slow path, which dead-letters it
+    if it must: one odd record never turns its batch into dead letters.
+    """
+    candidates = _fast_candidates(records, max_bytes)
+    try:
+        return read_batch(candidates)
+    except RESOURCE_ERRORS:
+        raise
+    except Exception as exc:
+        held = _INTERNAL_ERRORS.allow(f"fast path {type(exc).__name__}")
+        if held is not None:
+            log.error(
+                "the fast path failed on a batch of %d (%s: %s); reading it row by row "
+                "(%d more in the last minute were not logged)",
+                len(records),
+                type(exc).__name__,
+                exc,
+                held,
+                exc_info=exc,
+            )
+    events: list[Any] = []
+    times: list[datetime | None] = []
+    for value in candidates:
+        try:
+            one = read_batch([value])
+        except RESOURCE_ERRORS:
+            raise
+        except Exception:
+            events.append(None)
+            times.append(None)
+        else:
+            events.extend(one.events)
+            times.extend(one.event_times)
+    return FastBatch(events=events, event_times=times)
+
+
+def _timestamps(
+    valid: Sequence[int],
+    times: Sequence[datetime | None],
+    records: Sequence[RawRecord],
+    refused: list[_Refusal],
+) -> dict[int, float]:
+    """Epoch seconds of each valid row's ``event_time``; a row whose time has none is refused."""
+    try:
+        return {row: times[row].timestamp() for row in valid}  # type: ignore[union-attr]
+    except RESOURCE_ERRORS:
+        raise
+    except Exception:  # a date-time at the edge of the calendar: row by row, to find it
+        return _timestamps_one_by_one(valid, times, records, refused)
+
+
+def _timestamps_one_by_one(
+    valid: Sequence[int],
+    times: Sequence[datetime | None],
+    records: Sequence[RawRecord],
+    refused: list[_Refusal],
+) -> dict[int, float]:
+    stamps: dict[int, float] = {}
+    for row in valid:
+        try:
+            stamps[row] = times[row].timestamp()  # type: ignore[union-attr]
+        except (OverflowError, ValueError, OSError) as exc:
+            when = times[row].isoformat()  # type: ignore[union-attr]
+            refused.append(
+                _Refusal(row, dead_letters.INVALID_TIMESTAMP, f"event_time: {when} is out of range ({exc})")
+            )
+        except RESOURCE_ERRORS:
+            raise
+        except Exception as exc:
+            refused.append(_internal_error(row, records[row], exc))
+    return stamps
 
 
 def _fast_candidates(records: Sequence[RawRecord], max_bytes: int) -> list[bytes]:
@@ -174,6 +329,12 @@ def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
     if len(value) > max_bytes:
         raise _RejectedError(
             dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
+        )
+    if too_deep(value):
+        # Before any parser sees it: the repeated-key check below parses with the recursive
+        # standard json module, which a thousand levels of nesting would overflow.
+        raise _RejectedError(
+            dead_letters.TOO_DEEP, f"JSON nests deeper than {MAX_NESTING_DEPTH} levels of arrays and objects"
         )
     try:
         obj = orjson.loads(value)
@@ -257,59 +418,183 @@ def _duplicate_key(value: bytes, obj: dict[str, Any]) -> str | None:
 
 
 def _dead_letter(
-    result: BatchResult, record: RawRecord, error_type: str, message: str, failed_at: datetime
+    result: BatchResult, record: RawRecord, refusal: _Refusal, failed_at: datetime, max_bytes: int
 ) -> None:
+    """Append the dead letter of ``record``: its key and value (cut to fit), the reason as headers."""
+    value, key = record.value, record.key
     letter = DeadLetter(
-        error_type=error_type,
-        error_message=dead_letters.clip(message),
+        error_type=refusal.error_type,
+        error_message=dead_letters.clip(refusal.message),
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         failed_at=failed_at,
+        exception_class=refusal.exception_class,
     )
-    result.dead_letters.append(OutRecord(key=record.key, value=record.value, headers=letter.headers()))
-    result.dead_letter_types[error_type] += 1
+    if value is not None and len(value) > max_bytes:
+        letter.truncated = True
+        letter.original_size = len(value)
+        letter.original_sha256 = hashlib.sha256(value).hexdigest()
+        value = value[:max_bytes]
+    if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
+        letter.key_truncated = True
+        letter.original_key_size = len(key)
+        letter.original_key_sha256 = hashlib.sha256(key).hexdigest()
+        key = key[:MAX_DEAD_LETTER_KEY_BYTES]
+    if record.headers:
+        _copy_replay_headers(letter, record.headers)
+    result.dead_letters.append(OutRecord(key=key, value=value, headers=letter.headers()))
+    result.dead_letter_types[refusal.error_type] += 1
+
+
+def _copy_replay_headers(
+    letter: DeadLetter, headers: Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None]
+) -> None:
+    """Carry a replayed record's ``replay_count`` and ``replayed_from`` onto its new dead letter."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    for name, raw in pairs:
+        if raw is None:
+            continue
+        if name == dead_letters.REPLAY_COUNT:
+            try:
+                letter.replay_count = int(raw.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                continue  # not a count this tool wrote; leave it out rather than guess
+        elif name == dead_letters.REPLAYED_FROM:
+            letter.replayed_from = raw.decode("utf-8", "replace")[:512]
+
+
+class ModelOutputError(ValueError):
+    """The model returned something that is not one finite probability per record."""
+
+
+def _predict(predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+    """The model's probabilities for ``n`` records; :class:`ModelOutputError` unless one in [0, 1] each."""
+    probabilities = np.asarray(predictor.predict_columns(columns, n), dtype=np.float64)
+    if probabilities.shape != (n,):
+        raise ModelOutputError(f"the model returned {probabilities.shape} probabilities for {n} events")
+    if not np.isfinite(probabilities).all():
+        raise ModelOutputError("the model returned a probability that is NaN or infinite")
+    if probabilities.min() < 0.0 or probabilities.max() > 1.0:
+        raise ModelOutputError("the model returned a probability outside [0, 1]")
+    return probabilities
+
+
+def _take(columns: Mapping[str, Sequence[Any]], rows: Sequence[int]) -> dict[str, list[Any]]:
+    return {name: [values[i] for i in rows] for name, values in columns.items()}
+
+
+def _predict_isolated(
+    predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int
+) -> tuple[np.ndarray, dict[int, Exception]]:
+    """Probabilities of the ``n`` records, and the exception of each record the model fails on.
+
+    One call for the batch; if it fails, one more (a passing fault); if that fails too,
+    halves of the batch are scored, and halves of the halves that fail, down to single
+    records: k failing records among n cost about 2k·log2(n) calls. Failed rows hold NaN.
+    """
+    error: Exception = ModelOutputError("not scored")
+    for _attempt in range(2):  # a passing fault gets a second try
+        try:
+            return _predict(predictor, columns, n), {}
+        except RESOURCE_ERRORS:
+            raise
+        except Exception as exc:
+            error = exc
+    if n == 1:
+        return np.full(1, np.nan), {0: error}
+    probabilities = np.full(n, np.nan)
+    failed: dict[int, Exception] = {}
+    half = n // 2
+    todo = [list(range(half, n)), list(range(half))]
+    while todo:
+        rows = todo.pop()
+        try:
+            probabilities[rows] = _predict(predictor, _take(columns, rows), len(rows))
+        except RESOURCE_ERRORS:
+            raise
+        except Exception as exc:
+            if len(rows) == 1:
+                failed[rows[0]] = exc
+            else:
+                half = len(rows) // 2
+                todo += [rows[half:], rows[:half]]
+    return probabilities, failed
 
 
 def _score(
     result: BatchResult,
+    refused: list[_Refusal],
+    valid: Sequence[int],
     columns: dict[str, list[Any]],
     event_times: list[datetime],
     timestamps: list[float],
-    raws: list[RawRecord],
+    records: Sequence[RawRecord],
     predictor: BatchPredictor,
     now: float,
-    failed_at: datetime,
 ) -> None:
-    n = len(raws)
-    inference_started = time.perf_counter()
-    try:
-        probabilities = np.asarray(predictor.predict_columns(columns, n), dtype=np.float64)
-        if probabilities.shape != (n,) or not np.isfinite(probabilities).all():
-            raise ValueError(f"the model returned {probabilities.shape} probabilities for {n} events")
-    except Exception as exc:
-        message = f"model {predictor.version} failed on this batch: {type(exc).__name__}: {exc}"
-        for raw in raws:
-            _dead_letter(result, raw, dead_letters.SCORING_FAILED, message, failed_at)
-        return
-    result.inference_seconds = time.perf_counter() - inference_started
-
+    """Score the valid rows; append their predictions to ``result`` and model failures to ``refused``."""
+    n = len(valid)
     version = predictor.version
-    version_header = ("model_version", version.encode())
-    ids = columns["event_id"]
-    customer_ids = columns["customer_id"]
-    payloads = prediction_payloads(
-        ids,
-        customer_ids,
-        event_times,
-        probabilities.tolist(),
-        predictor.threshold,
-        version,
-        datetime.fromtimestamp(now, UTC).isoformat(),  # once per batch, as orjson writes a datetime
-    )
-    headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
-    keys = map(str.encode, customer_ids)
-    result.predictions.extend(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
+    inference_started = time.perf_counter()
+    probabilities, failed = _predict_isolated(predictor, columns, n)
+    result.inference_seconds = time.perf_counter() - inference_started
+    if failed:
+        for k, exc in failed.items():
+            kind = type(exc).__name__
+            message = f"model {version} failed on this record: {kind}: {exc}"
+            refused.append(_Refusal(valid[k], dead_letters.SCORING_FAILED, message, kind))
+        keep = [k for k in range(n) if k not in failed]
+        if not keep:
+            return
+        columns = _take(columns, keep)
+        event_times = [event_times[k] for k in keep]
+        timestamps = [timestamps[k] for k in keep]
+        probabilities = probabilities[keep]
+        valid = [valid[k] for k in keep]
+
+    scored_at = datetime.fromtimestamp(now, UTC).isoformat()  # once per batch, as orjson writes a datetime
+    try:
+        predictions = _prediction_records(
+            columns, event_times, probabilities, predictor.threshold, version, scored_at
+        )
+    except RESOURCE_ERRORS:
+        raise
+    except Exception:  # one record's fields cannot be written: find it, write the others
+        predictions, keep = [], []
+        for k, row in enumerate(valid):
+            try:
+                one = _take(columns, [k])
+                predictions += _prediction_records(
+                    one, [event_times[k]], probabilities[k : k + 1], predictor.threshold, version, scored_at
+                )
+                keep.append(k)
+            except RESOURCE_ERRORS:
+                raise
+            except Exception as exc:
+                refused.append(_internal_error(row, records[row], exc))
+        timestamps = [timestamps[k] for k in keep]
+        probabilities = probabilities[keep]
+    result.predictions.extend(predictions)
     result.event_times = timestamps
     result.probabilities = probabilities
     result.churned = int(np.count_nonzero(probabilities >= predictor.threshold))
+
+
+def _prediction_records(
+    columns: Mapping[str, Sequence[Any]],
+    event_times: Sequence[datetime],
+    probabilities: np.ndarray,
+    threshold: float,
+    version: str,
+    scored_at: str,
+) -> list[OutRecord]:
+    ids = columns["event_id"]
+    customer_ids = columns["customer_id"]
+    payloads = prediction_payloads(
+        ids, customer_ids, event_times, probabilities.tolist(), threshold, version, scored_at
+    )
+    version_header = ("model_version", version.encode())
+    headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
+    keys = map(str.encode, customer_ids)
+    return list(map(OutRecord, keys, map(orjson.dumps, payloads), headers))

@@ -1,4 +1,9 @@
-"""A catalogue of bad customer-event records and the dead-letter type each must get."""
+"""A catalogue of bad customer-event records and the dead-letter type each must get.
+
+:func:`bad_records` lists records the scorer must refuse, each with its ``error_type``;
+:func:`odd_but_valid` lists hostile-looking records that the contract accepts, so they
+must be predicted (``error_type`` None); :func:`hostile_corpus` is both.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from producer.events import synthetic_events
 class Bad:
     name: str
     value: bytes | None
-    error_type: str
+    #: The dead letter's ``error_type``; None for a record that must be predicted.
+    error_type: str | None
     key: bytes | None = b"bad-key"
 
 
@@ -32,9 +38,11 @@ def _with(base: dict[str, Any], **changes: Any) -> bytes:
 _DROP = object()
 
 
-#: Just under librdkafka's default ``message.max.bytes`` (1,000,000) so that the
-#: producer, the broker and the dead-letter re-publish all accept it.
+#: Over the dead-letter value limit (900,000 by default), so its dead letter is a truncated prefix.
 ONE_MB = 990_000
+#: As large as a default producer (``message.max.bytes`` 1,000,000) publishes with a short key:
+#: its dead letter would not fit that limit with its headers unless it were cut.
+NEAR_PRODUCER_LIMIT = 999_800
 
 
 def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
@@ -83,4 +91,60 @@ def bad_records(max_event_bytes: int = 64 * 1024) -> list[Bad]:
         Bad("future_event_time", _with(base, event_time=future), "event_from_future"),
         Bad("schema_v99", _with(base, schema_version=99), "unsupported_schema_version"),
         Bad("senior_maybe", _with(base, senior_citizen="maybe"), "invalid_value"),
+        *_hostile(base, good),
     ]
+
+
+def _hostile(base: dict[str, Any], good: bytes) -> list[Bad]:
+    """Records an attacker or a broken producer sends: deep nesting, odd bytes, sizes at the limits."""
+    cid = base["customer_id"].encode()
+    near_limit = good[:-1] + b', "padding": "' + b"y" * (NEAR_PRODUCER_LIMIT - len(good) - 15) + b'"}'
+    return [
+        Bad("deep_array_field", good[:-1] + b',"x":' + b"[" * 1000 + b"]" * 1000 + b"}", "too_deep"),
+        Bad("deep_objects", b'{"a":' * 1000 + b"1" + b"}" * 1000, "too_deep"),
+        Bad("bracket_flood", b"[" * 60_000, "too_deep"),
+        Bad("lone_surrogate_escape", good.replace(cid, cid + b"\\ud800"), "invalid_json"),
+        Bad("lone_surrogate_bytes", good.replace(cid, cid + b"\xed\xa0\x80"), "not_utf8"),
+        Bad("truncated_utf8_sequence", good[:-1] + b',"note":"\xc3"}', "not_utf8"),
+        Bad("raw_control_character", good.replace(cid, cid + b"\x01"), "invalid_json"),
+        Bad("nul_after_document", good + b"\x00", "invalid_json"),
+        Bad("byte_order_mark", b"\xef\xbb\xbf" + good, "invalid_json"),
+        Bad("json_string", b'"hello"', "not_an_object"),
+        Bad("json_null", b"null", "not_an_object"),
+        Bad("tenure_as_object", _with(base, tenure={"a": 1}), "wrong_type"),
+        Bad("escaped_duplicate_key", good[:-1] + b',"ten\\u0075re":5}', "duplicate_keys"),
+        Bad("nan_as_text", _with(base, monthly_charges="NaN"), "not_finite"),
+        Bad("blank_customer_id", _with(base, customer_id="   "), "empty_string"),
+        Bad("near_producer_limit", near_limit, "oversize"),
+        Bad("huge_key_not_json", b"not json at all", "invalid_json", key=b"k" * 200_000),
+        Bad("far_future_year", _with(base, event_time="9999-12-31T23:59:59-01:00"), "event_from_future"),
+        Bad(
+            "many_digits_tenure",
+            _with(base, tenure=_DROP)[:-1] + b',"tenure":' + b"1" * 5000 + b"}",
+            "not_finite",
+        ),
+    ]
+
+
+def odd_but_valid() -> list[Bad]:
+    """Hostile-looking records that the contract accepts: each must be predicted, not dead-lettered."""
+    base = synthetic_events(1, seed=98)[0]
+    good = orjson.dumps(base)
+    many_keys = b",".join(b'"extra_%d":%d' % (i, i) for i in range(2000))
+    return [
+        Bad("whitespace_padding", b"   " + good + b"\n\t ", None),
+        Bad("unicode_customer_id", _with(base, customer_id="客户-😀"), None),
+        Bad("two_thousand_extra_fields", good[:-1] + b"," + many_keys + b"}", None),
+        Bad("escaped_key_name", good.replace(b'"tenure"', b'"ten\\u0075re"'), None),
+        Bad("repeated_keys_inside_an_extra_object", good[:-1] + b',"x":{"a":1,"a":2}}', None),
+        Bad("brackets_inside_a_string", _with(base, note="[" * 500 + "{" * 500), None),
+        Bad("negative_zero_charges", _with(base, monthly_charges=-0.0), None),
+        Bad("tiny_charges", good.replace(b'"monthly_charges":', b'"monthly_charges":1e-400,"x":'), None),
+        Bad("tenure_as_text", _with(base, tenure="12"), None),
+        Bad("huge_key_valid_event", good, None, key=b"k" * 200_000),
+    ]
+
+
+def hostile_corpus(max_event_bytes: int = 64 * 1024) -> list[Bad]:
+    """Every record above: refused ones and odd valid ones."""
+    return [*bad_records(max_event_bytes), *odd_but_valid()]

@@ -16,8 +16,8 @@ from producer.events import synthetic_events
 from schemas import dead_letters
 from schemas.dead_letters import DeadLetter
 from schemas.predictions import ChurnPrediction
-from scorer.batch import BatchLimits, score_batch
-from tests.support.bad_records import bad_records
+from scorer.batch import MAX_DEAD_LETTER_KEY_BYTES, BatchLimits, score_batch
+from tests.support.bad_records import bad_records, odd_but_valid
 
 LIMITS = BatchLimits(max_event_bytes=64 * 1024, max_future_skew_s=300.0)
 
@@ -69,9 +69,18 @@ def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) 
     assert len(result.predictions) == 2
     assert len(result.dead_letters) == 1
     letter = result.dead_letters[0]
-    assert letter.value == bad.value  # original bytes, unchanged
-    assert letter.key == bad.key
     meta = DeadLetter.from_headers(letter.headers)
+    if bad.value is not None and len(bad.value) > LIMITS.max_dead_letter_bytes:
+        assert letter.value == bad.value[: LIMITS.max_dead_letter_bytes]  # a prefix, with the original's size
+        assert (meta.truncated, meta.original_size) == (True, len(bad.value))
+    else:
+        assert letter.value == bad.value  # original bytes, unchanged
+        assert not meta.truncated
+    if bad.key is not None and len(bad.key) > MAX_DEAD_LETTER_KEY_BYTES:
+        assert letter.key == bad.key[:MAX_DEAD_LETTER_KEY_BYTES]
+        assert (meta.key_truncated, meta.original_key_size) == (True, len(bad.key))
+    else:
+        assert letter.key == bad.key
     assert meta.error_type == bad.error_type, meta.error_message
     assert meta.source_topic == "customer-events"
     assert (meta.source_partition, meta.source_offset) == (1, 101)
@@ -82,7 +91,14 @@ def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) 
 
 def test_catalogue_covers_every_input_error_type() -> None:
     covered = {b.error_type for b in bad_records()}
-    assert covered == set(dead_letters.ALL_TYPES) - {dead_letters.SCORING_FAILED}
+    assert covered == set(dead_letters.ALL_TYPES) - {dead_letters.SCORING_FAILED, dead_letters.INTERNAL_ERROR}
+
+
+@pytest.mark.parametrize("odd", odd_but_valid(), ids=lambda b: b.name)
+def test_odd_but_valid_records_are_predicted(predictor: Any, odd: Any) -> None:
+    good = orjson.dumps(synthetic_events(1, seed=5)[0])
+    result = score_batch(_raw([good, odd.value, good], keys=[b"g1", odd.key, b"g2"]), predictor, LIMITS)
+    assert len(result.predictions) == 3, [DeadLetter.from_headers(d.headers) for d in result.dead_letters]
 
 
 def test_error_message_names_the_field_and_reason(predictor: Any) -> None:
@@ -126,8 +142,10 @@ def test_a_failing_model_dead_letters_the_valid_records_of_the_batch() -> None:
     result = score_batch(_raw(values), _BrokenPredictor(), LIMITS)
     assert not result.predictions
     assert result.dead_letter_types == {"scoring_failed": 3, "invalid_json": 1}
-    meta = DeadLetter.from_headers(result.dead_letters[-1].headers)
+    meta = DeadLetter.from_headers(result.dead_letters[0].headers)
+    assert meta.error_type == "scoring_failed"
     assert "model exploded" in meta.error_message
+    assert meta.exception_class == "RuntimeError"
 
 
 def test_empty_batch() -> None:
