@@ -9,6 +9,9 @@ import typer
 from cli.console import console, fail
 from models.registry import ModelRegistry, RegistryError
 
+#: The exit code of a scorer whose output can never be delivered (kafka_io.sink.PermanentDeliveryError).
+PERMANENT_DELIVERY_EXIT = 3
+
 
 def command(
     ctx: typer.Context,
@@ -42,6 +45,7 @@ def command(
     # The scorer loads sklearn, the Kafka clients and (for that engine) Faust: imported when it
     # runs, not for `churn --help`.
     from kafka_io.broker_watch import BrokerWatch
+    from kafka_io.sink import PermanentDeliveryError
     from kafka_io.topics import ensure_topics
     from models.live import LiveModel
     from monitoring.metrics import ScorerMetrics
@@ -96,6 +100,9 @@ def command(
     watch = BrokerWatch(settings, metrics.broker_up, on_change=broker_changed).start()
     try:
         scorer.serve()
+    except PermanentDeliveryError:
+        # The sink logged the error and what to do; exit non-zero without committing past it.
+        raise typer.Exit(PERMANENT_DELIVERY_EXIT) from None
     finally:
         watch.stop()
         if server is not None:

@@ -92,6 +92,9 @@ class ScorerMetrics(ModelMetrics):
     broker_up: Gauge
     scorer_ready: Gauge
     scorer_condition: Gauge
+    delivery_retries: Counter
+    delivery_failing: Gauge
+    scoring_paused: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -154,6 +157,22 @@ class ScorerMetrics(ModelMetrics):
                 "churn_scorer_condition",
                 "1 while a readiness condition holds: model, assignment, broker, delivery, scoring, stall.",
                 ["condition"],
+                registry=reg,
+            ),
+            delivery_retries=Counter(
+                "churn_delivery_retries",
+                "Output records produced again after a retriable delivery failure, by topic and error.",
+                ["topic", "reason"],
+                registry=reg,
+            ),
+            delivery_failing=Gauge(
+                "churn_delivery_failing",
+                "1 while a batch's output is unacknowledged for longer than CHURN_DELIVERY_FAILING_AFTER_S.",
+                registry=reg,
+            ),
+            scoring_paused=Gauge(
+                "churn_scoring_paused",
+                "1 while the model-failure breaker has paused consuming (the model fails on most records).",
                 registry=reg,
             ),
         )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from config.settings import Settings
 from kafka_io.records import RawRecord
-from kafka_io.sink import DeliverySink
+from kafka_io.sink import DeliveryHooks, DeliverySink
 from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
 from scorer.batch import BatchResult
@@ -37,10 +37,17 @@ def build_engine(
     """The engine ``settings.scorer_engine`` names, scoring with ``live`` into ``sink``.
 
     ``on_received`` and ``on_batch`` are the handler's hooks (see :class:`BatchHandler`).
+    The sink tells the handler of delivery retries and failures (metrics, readiness
+    ``delivery``) and beats the liveness clock while it waits for the broker.
     """
     client_id = "churn-scorer-native" if settings.scorer_engine == "native" else "churn-scorer"
     sink = sink or DeliverySink(settings, client_id=client_id)
     handler = BatchHandler(settings, live, metrics, sink, on_received=on_received, on_batch=on_batch)
+    sink.hooks = DeliveryHooks(
+        on_retry=handler.delivery_retried,
+        on_failing=handler.delivery_changed,
+        heartbeat=handler.readiness.beat,
+    )
     if settings.scorer_engine == "native":
         return NativeEngine(settings, handler)
     # Faust (and aiokafka) load only for the Faust engine: a native scorer's memory stays lean.

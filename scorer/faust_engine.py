@@ -12,6 +12,13 @@ docs/streaming.md).
 On SIGTERM Faust cancels the agent; the batch in flight (and one already
 scored) is finished — delivered and acknowledged — before the worker commits
 and exits.
+
+When the model-failure breaker opens (:class:`scorer.breaker.ScoringBreaker`), the
+agent keeps the batch that opened it (unacknowledged), pauses fetching from every
+assigned partition (``consumer.pause_partitions``) and scores the batch again
+whenever a probe is due; once the model scores it, the batch is delivered and
+fetching resumes. A delivery that fails permanently, and a resource error from
+scoring, crash the worker: nothing after the failed batch is acknowledged.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from config.settings import Settings
 from kafka_io.client_config import faust_broker_url, faust_credentials
 from kafka_io.lag import LagReporter, faust_lags
 from kafka_io.records import RawRecord
+from kafka_io.sink import PermanentDeliveryError
 from scorer.batch import BatchResult
 from scorer.faust_transport import install_fetch_wait
 from scorer.handler import BatchHandler
@@ -43,7 +51,9 @@ log = logging.getLogger(__name__)
 def to_raw(events: Sequence[Any]) -> list[RawRecord]:
     """Faust events -> library-independent records (raw bytes, position, timestamp)."""
     messages = [event.message for event in events]
-    return [RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp) for m in messages]
+    return [
+        RawRecord(m.value, m.key, m.topic, m.partition, m.offset, m.timestamp, m.headers) for m in messages
+    ]
 
 
 def faust_consumer_options(settings: Settings) -> dict[str, Any]:
@@ -135,6 +145,8 @@ class FaustEngine:
             batches = stream.noack_take(settings.scorer_max_batch, within=settings.scorer_max_wait_s)
             async for events in batches:
                 scored = _Scored(events, handler.score(to_raw(events)))
+                if handler.paused:
+                    scored = await self._hold(scored)
                 if in_flight is not None:
                     await asyncio.shield(in_flight)
                 in_flight = asyncio.ensure_future(_deliver(stream, handler, scored))
@@ -152,6 +164,20 @@ class FaustEngine:
             raise
         if in_flight is not None:
             await in_flight
+
+    async def _hold(self, scored: _Scored) -> _Scored:
+        """While the breaker is open: keep the batch, pause fetching, score it again when a probe is due."""
+        handler, consumer = self.handler, self.app.consumer
+        records = to_raw(scored.events)
+        try:
+            while handler.paused:
+                consumer.pause_partitions(self._assigned)  # again: partitions may have been assigned since
+                await asyncio.sleep(0.5)
+                if handler.probe_due():
+                    scored = _Scored(scored.events, handler.score(records))
+        finally:
+            consumer.resume_partitions(self._assigned)
+        return scored
 
     async def _beat(self) -> None:
         self.handler.readiness.beat()
@@ -197,10 +223,12 @@ async def _deliver(stream: Any, handler: BatchHandler, scored: _Scored) -> None:
     try:
         await handler.sink.submit(handler.outputs(scored.result)).wait_async()
     except Exception as exc:
-        # Not bad input (score_batch dead-letters that): an unexpected client error. The events
-        # stay unacknowledged, so this worker never commits their offsets; stop rather than skip.
-        # Crash the app now: the agent may be waiting for a next batch that does not come.
-        log.exception("delivery of a batch of %d events failed; stopping the worker", len(scored.events))
+        # Not bad input (score_batch dead-letters that): a record that can never be delivered, or
+        # an unexpected client error. The events stay unacknowledged, so this worker never commits
+        # their offsets; stop rather than skip. Crash the app now: the agent may be waiting for a
+        # next batch that does not come.
+        if not isinstance(exc, PermanentDeliveryError):  # that one was logged, with what to do
+            log.exception("delivery of a batch of %d events failed; stopping the worker", len(scored.events))
         await stream.app.crash(exc)
         raise
     handler.record(scored.result)

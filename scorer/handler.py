@@ -20,9 +20,11 @@ from kafka_io.records import OutRecord, RawRecord
 from kafka_io.sink import DeliverySink
 from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
+from schemas.dead_letters import SCORING_FAILED
 from scorer.batch import BatchLimits, BatchResult, score_batch
+from scorer.breaker import ScoringBreaker
 from scorer.drift import DriftMonitor
-from scorer.readiness import MODEL, Readiness
+from scorer.readiness import DELIVERY, MODEL, SCORING, Readiness
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,11 @@ class BatchHandler:
     each delivered batch's result (the benchmarks time a run with them). ``readiness`` holds
     the scorer's readiness conditions (:mod:`scorer.readiness`); the engine and the parts
     around it set theirs on it.
+
+    The handler owns the model-failure breaker (:mod:`scorer.breaker`): after :meth:`score`,
+    :attr:`paused` says whether the engine must hold that batch and pause consuming; it then
+    calls :meth:`score` again with the held batch whenever :meth:`probe_due`, until
+    :attr:`paused` is false and the result can be delivered.
     """
 
     def __init__(
@@ -58,6 +65,7 @@ class BatchHandler:
         self.limits = BatchLimits(
             max_event_bytes=settings.max_event_bytes,
             max_future_skew_s=settings.max_event_time_skew_s,
+            max_dead_letter_bytes=settings.dlq_max_value_bytes,
         )
         self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
         self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
@@ -65,11 +73,66 @@ class BatchHandler:
             metrics.scorer_ready, metrics.scorer_condition, live_timeout_s=settings.scorer_live_timeout_s
         )
         self.readiness.set(MODEL, live.predictor is not None, "no verified model is loaded")
+        self.breaker = ScoringBreaker(
+            settings.scoring_breaker_window,
+            settings.scoring_breaker_threshold,
+            settings.scoring_probe_interval_s,
+        )
 
     def score(self, records: Sequence[RawRecord]) -> BatchResult:
-        if self.on_received is not None:
+        """Score one batch and count its model failures; see :attr:`paused` before delivering it."""
+        if self.on_received is not None and not self.breaker.open:
             self.on_received(records)
-        return score_batch(records, self.live.current, self.limits, self.clock)
+        result = score_batch(records, self.live.current, self.limits, self.clock)
+        failed = result.dead_letter_types.get(SCORING_FAILED, 0)
+        was_open = self.breaker.open
+        is_open = self.breaker.record(len(result.predictions) + failed, failed, result.model_version)
+        if is_open != was_open:
+            self._breaker_changed(is_open, result.model_version)
+        elif is_open:
+            log.warning(
+                "model %s still fails on %d of %d records of the held batch; next probe in %.0f s",
+                result.model_version,
+                failed,
+                len(result.predictions) + failed,
+                self.breaker.seconds_to_probe(),
+            )
+        return result
+
+    @property
+    def paused(self) -> bool:
+        """Whether the model-failure breaker is open: hold the batch just scored, do not consume."""
+        return self.breaker.open
+
+    def probe_due(self) -> bool:
+        """While :attr:`paused`: whether to score the held batch again (interval passed or new model)."""
+        return self.breaker.probe_due(self.live.current.version)
+
+    def _breaker_changed(self, is_open: bool, version: str) -> None:
+        self.metrics.scoring_paused.set(1 if is_open else 0)
+        if is_open:
+            breaker = self.breaker
+            reason = (
+                f"model {version} failed on {breaker.failed} of the last {breaker.valid} records "
+                f"(more than {breaker.threshold:.0%}); consuming paused"
+            )
+            log.error(
+                "%s: holding the batch, probing it every %g s and when another model version is promoted",
+                reason,
+                breaker.probe_interval_s,
+            )
+        else:
+            reason = ""
+            log.info("model %s scores the held batch; consuming resumes", version)
+        self.readiness.set(SCORING, not is_open, reason)
+
+    def delivery_changed(self, failing: bool, reason: str) -> None:
+        """The sink's verdict: a batch unacknowledged past the limit (or delivered at last)."""
+        self.metrics.delivery_failing.set(1 if failing else 0)
+        self.readiness.set(DELIVERY, not failing, reason)
+
+    def delivery_retried(self, topic: str, reason: str, records: int) -> None:
+        self.metrics.delivery_retries.labels(topic=topic, reason=reason).inc(records)
 
     def outputs(self, result: BatchResult) -> list[tuple[str, Sequence[OutRecord]]]:
         return [

@@ -24,6 +24,19 @@ commit); any record of a partition this process no longer owns that a
 ``consume`` call still returned is dropped.
 SIGTERM/SIGINT only set a flag: the batch in flight is finished, delivered and
 committed, then the consumer leaves the group and the process exits 0.
+
+When the model-failure breaker opens (:class:`scorer.breaker.ScoringBreaker`), the
+batch that opened it is held, not delivered, and every assigned partition is paused
+(``consumer.pause``; librdkafka drops what it had fetched and resumes from the
+position after the held records). The loop keeps polling, so the group keeps this
+member, and scores the held batch again whenever a probe is due; once the model
+scores it, it is delivered and the partitions resume. A record that still arrives
+from a partition while the batch is held (one assigned meanwhile) is not scored:
+its partition is rewound to it.
+
+A delivery that fails permanently (:class:`kafka_io.sink.PermanentDeliveryError`)
+and a resource error from scoring propagate out of :meth:`NativeEngine.run`: the
+batch they hit is not committed, nor is anything after it.
 """
 
 from __future__ import annotations
@@ -74,6 +87,10 @@ class NativeEngine:
         self._committed: dict[TP, int] = {}
         # The batch whose output is on its way: (delivery, scored batch, last offset per partition).
         self._in_flight: tuple[Delivery, BatchResult, dict[TP, int]] | None = None
+        # The batch the model-failure breaker holds (records, last offset per partition), and
+        # the partitions paused meanwhile.
+        self._held: tuple[list[RawRecord], dict[TP, int]] | None = None
+        self._paused: set[TP] = set()
         self._consumer = Consumer(
             confluent_consumer(
                 settings,
@@ -133,8 +150,9 @@ class NativeEngine:
                 in_flight = self._in_flight
                 if in_flight is not None and in_flight[0].done():
                     self._finish_in_flight()
-                messages = self._next_batch(batch_size, wait)
-                if messages:
+                if self._held is not None:
+                    self._while_held(wait)
+                elif messages := self._next_batch(batch_size, wait):
                     handled += self._handle(messages)
                 else:
                     self._finish_in_flight()  # idle: do not hold a batch's metrics and commit back
@@ -181,17 +199,73 @@ class NativeEngine:
             if tp not in assigned:  # revoked while this record was on its way: not ours now
                 continue
             offset: int = m.offset()  # type: ignore[assignment]  # set on every record without an error
-            append(RawRecord(m.value(), m.key(), tp[0], tp[1], offset, m.timestamp()[1] / 1000))
+            ts = m.timestamp()[1] / 1000
+            headers = m.headers()  # (str, bytes) pairs on a consumed record, or None
+            append(RawRecord(m.value(), m.key(), tp[0], tp[1], offset, ts, headers))  # type: ignore[arg-type]
             last[tp] = offset
         if not records:
             return 0
-        handler = self.handler
-        result = handler.score(records)
+        result = self.handler.score(records)
+        if self.handler.paused:
+            self._hold(records, last)
+        else:
+            self._submit(result, last)
+        return len(records)
+
+    def _submit(self, result: BatchResult, last: dict[TP, int]) -> None:
         # The previous batch was travelling to the broker while this one was consumed and scored;
         # it must be acknowledged before this one enters the producer (see kafka_io.sink).
         self._finish_in_flight()
-        self._in_flight = (handler.sink.submit(handler.outputs(result)), result, last)
-        return len(records)
+        self._in_flight = (self.handler.sink.submit(self.handler.outputs(result)), result, last)
+
+    # -- the model-failure breaker -----------------------------------------------------------
+
+    def _hold(self, records: list[RawRecord], last: dict[TP, int]) -> None:
+        self._held = (records, last)
+        self._pause_assigned()
+
+    def _pause_assigned(self) -> None:
+        todo = self._assigned - self._paused
+        if todo:
+            self._consumer.pause([TopicPartition(t, p) for t, p in todo])
+            self._paused |= todo
+
+    def _while_held(self, wait: float) -> None:
+        """One turn while the breaker holds a batch: keep the group, probe when due, resume after."""
+        self._finish_in_flight()
+        self._pause_assigned()  # partitions assigned since the hold
+        rewound: set[TP] = set()
+        for m in self._consumer.consume(100, timeout=min(wait, 0.1)):
+            tp = (m.topic(), m.partition())
+            if m.error() is None and tp in self._assigned and tp not in rewound:
+                self._rewind(tp, m.offset())  # type: ignore[arg-type]  # the first one of its partition
+                rewound.add(tp)
+        held = self._held
+        if held is None:  # every held partition was revoked: whatever comes next is the probe
+            self._resume()
+            return
+        if not self.handler.probe_due():
+            return
+        records, last = held
+        result = self.handler.score(records)
+        if self.handler.paused:
+            return
+        self._held = None
+        self._submit(result, last)
+        self._resume()
+
+    def _rewind(self, tp: TP, offset: int) -> None:
+        """Leave a record that arrived while a batch is held to be read again after the resume."""
+        try:
+            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        except KafkaException as exc:  # not assigned any more: its next owner reads it
+            log.debug("rewinding %s:%d to %d failed: %s", tp[0], tp[1], offset, exc)
+
+    def _resume(self) -> None:
+        paused = self._paused & self._assigned
+        if paused:
+            self._consumer.resume([TopicPartition(t, p) for t, p in paused])
+        self._paused.clear()
 
     def _finish_in_flight(self) -> None:
         """Wait until the batch in flight is acknowledged; record its metrics; commit its offsets."""
@@ -260,6 +334,11 @@ class NativeEngine:
 
     def _forget(self, tps: set[TP]) -> None:
         self._assigned -= tps
+        self._paused -= tps
+        if self._held is not None:  # their records are the next owner's to score
+            records, last = self._held
+            kept = [r for r in records if (r.topic, r.partition) not in tps]
+            self._held = (kept, {tp: o for tp, o in last.items() if tp not in tps}) if kept else None
         for tp in tps:
             self._done.pop(tp, None)
             self._committed.pop(tp, None)
