@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 
 from cli.console import console, fail
 
@@ -22,15 +23,38 @@ def replay_command(
     set_: list[str] = typer.Option(
         [], "--set", help="field=value override (value parsed as JSON if it can be)."
     ),
+    group: str | None = typer.Option(
+        None,
+        "--group",
+        help="Consumer group keeping this replay's progress (default churn-dlq-replay, "
+        "or churn-dlq-replay.<types> with --error-type).",
+    ),
+    from_: str | None = typer.Option(
+        None, "--from", help="Start at this offset (every partition) or ISO time; moves no progress."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Stop before this offset (every partition) or ISO time; moves no progress."
+    ),
+    again: bool = typer.Option(
+        False,
+        "--again",
+        help="Read from the start (or --from) again and replay records that were replayed and failed again.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replay even dead letters at CHURN_DLQ_MAX_REPLAYS."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be replayed; produce nothing."),
     bootstrap: str | None = typer.Option(None, "--bootstrap", "-b", help="Kafka bootstrap servers."),
     dlq_topic: str | None = typer.Option(None, "--dlq-topic", help="Read this DLQ (CHURN_DLQ_TOPIC)."),
     events_topic: str | None = typer.Option(
         None, "--events-topic", help="Publish to this topic (CHURN_EVENTS_TOPIC)."
     ),
 ) -> None:
-    """Re-publish dead letters (original key, `replayed_from` header) to the events topic."""
+    """Re-publish dead letters (original key; `replayed_from`, `replay_count` headers) to the events topic.
+
+    Each run continues where the last one of its group stopped, so running it twice
+    replays nothing twice; see docs/reliability.md for the rules.
+    """
     # The Kafka client loads when the command runs, not for `churn --help`.
-    from producer.replay import Fix, replay
+    from producer.replay import SKIP_REASONS, Bound, Fix, replay
 
     settings = ctx.obj.with_overrides(
         kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic
@@ -39,15 +63,41 @@ def replay_command(
         parsed = Fix.parse(fix, set_)
     except ValueError as exc:
         fail(f"bad fix: {exc}")
-        return
     try:
-        summary = replay(settings, error_types=error_type, limit=limit, fix=parsed)
+        start = Bound.parse(from_) if from_ is not None else None
+        end = Bound.parse(until) if until is not None else None
+    except ValueError as exc:
+        fail(f"bad range: {exc}")
+    try:
+        summary = replay(
+            settings,
+            error_types=error_type,
+            limit=limit,
+            fix=parsed,
+            group=group,
+            start=start,
+            until=end,
+            again=again,
+            force=force,
+            dry_run=dry_run,
+        )
     except (RuntimeError, TimeoutError) as exc:
         fail(str(exc))
-        return
+    if dry_run and summary.planned:
+        table = Table("partition", "offset", "error_type", "replay_count", "key", title="would be replayed")
+        for item in summary.planned:
+            key = (item.key or b"").decode("utf-8", "replace")
+            table.add_row(
+                str(item.partition), str(item.offset), item.error_type, str(item.replay_count), key[:40]
+            )
+        console.print(table)
     types = ", ".join(f"{t} {n}" for t, n in summary.by_type.most_common()) or "none"
+    verb = "would replay" if dry_run else "replayed"
     console.print(
-        f"read {summary.read} dead letters from {settings.dlq_topic}; matched {summary.matched}; "
-        f"replayed {summary.replayed} to {settings.events_topic} ({types}); "
-        f"not fixable {summary.unfixable}"
+        f"read {summary.read} dead letters from {settings.dlq_topic} (group {summary.group}); "
+        f"{verb} {summary.replayed} to {settings.events_topic} ({types}); "
+        f"skipped {sum(summary.skipped.values())}; not fixable {summary.unfixable}; "
+        f"progress {'committed' if summary.committed else 'not moved'}"
     )
+    for reason, count in summary.skipped.most_common():
+        console.print(f"  skipped {count} {reason}: {SKIP_REASONS[reason]}")
