@@ -14,11 +14,11 @@ scored) is finished — delivered and acknowledged — before the worker commits
 and exits.
 
 When the model-failure breaker opens (:class:`scorer.breaker.ScoringBreaker`), the
-agent keeps the batch that opened it (unacknowledged), pauses fetching from every
-assigned partition (``consumer.pause_partitions``) and scores the batch again
-whenever a probe is due; once the model scores it, the batch is delivered and
-fetching resumes. A delivery that fails permanently, and a resource error from
-scoring, crash the worker: nothing after the failed batch is acknowledged.
+agent keeps the batch that opened it (unacknowledged), takes no further batch (the
+stream buffer fills and fetching waits) and scores the held batch again whenever a
+probe is due; once the model scores it, the batch is delivered and the agent goes on.
+A delivery that fails permanently, and a resource error from scoring, crash the
+worker: nothing after the failed batch is acknowledged.
 """
 
 from __future__ import annotations
@@ -166,17 +166,18 @@ class FaustEngine:
             await in_flight
 
     async def _hold(self, scored: _Scored) -> _Scored:
-        """While the breaker is open: keep the batch, pause fetching, score it again when a probe is due."""
-        handler, consumer = self.handler, self.app.consumer
+        """While the breaker is open: keep the batch, take no more, score it again when a probe is due.
+
+        Fetching stops by backpressure: the agent takes nothing, the stream buffer fills and the
+        consumer waits on it. (Faust's ``pause_partitions`` would drop the records it already
+        fetched for a paused partition without seeking back: they would be skipped until a restart.)
+        """
+        handler = self.handler
         records = to_raw(scored.events)
-        try:
-            while handler.paused:
-                consumer.pause_partitions(self._assigned)  # again: partitions may have been assigned since
-                await asyncio.sleep(0.5)
-                if handler.probe_due():
-                    scored = _Scored(scored.events, handler.score(records))
-        finally:
-            consumer.resume_partitions(self._assigned)
+        while handler.paused:
+            await asyncio.sleep(0.5)
+            if handler.probe_due():
+                scored = _Scored(scored.events, handler.score(records))
         return scored
 
     async def _beat(self) -> None:
