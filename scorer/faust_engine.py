@@ -27,7 +27,7 @@ import asyncio
 import gc
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -124,14 +124,25 @@ class FaustEngine:
         # The event loop turns: the agent and its timers run (liveness, scorer.readiness).
         self.app.timer(interval=1.0)(self._beat)
         self._assigned: set[Any] = set()
+        #: The delivery failure that crashed the worker, if one did.
+        self.delivery_error: BaseException | None = None
         # mode's handler type names its `signal` argument by a string mypy cannot resolve.
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
 
     def serve(self) -> None:
-        """Run the worker in this process until SIGTERM/SIGINT; it exits via SystemExit."""
+        """Run the worker in this process until SIGTERM/SIGINT; it exits via SystemExit.
+
+        A :class:`PermanentDeliveryError` that crashed the worker is raised again (Faust's
+        worker turns every crash into exit code 1), so ``churn score`` exits as the native
+        engine does.
+        """
         try:
             run_worker(self.app, self.settings.log_level)
+        except SystemExit:
+            if isinstance(self.delivery_error, PermanentDeliveryError):
+                raise self.delivery_error from None
+            raise
         finally:
             self.handler.sink.close()
 
@@ -149,7 +160,7 @@ class FaustEngine:
                     scored = await self._hold(scored)
                 if in_flight is not None:
                     await asyncio.shield(in_flight)
-                in_flight = asyncio.ensure_future(_deliver(stream, handler, scored))
+                in_flight = asyncio.ensure_future(_deliver(stream, handler, scored, self._crashed))
                 scored = None
         except asyncio.CancelledError:
             if in_flight is not None and _failed(in_flight):
@@ -160,7 +171,7 @@ class FaustEngine:
                 log.info("stop requested; finishing the batch in flight")
                 await in_flight
             if scored is not None:
-                await _deliver(stream, handler, scored)
+                await _deliver(stream, handler, scored, self._crashed)
             raise
         if in_flight is not None:
             await in_flight
@@ -179,6 +190,9 @@ class FaustEngine:
             if handler.probe_due():
                 scored = _Scored(scored.events, handler.score(records))
         return scored
+
+    def _crashed(self, exc: BaseException) -> None:
+        self.delivery_error = exc
 
     async def _beat(self) -> None:
         self.handler.readiness.beat()
@@ -219,7 +233,9 @@ def _failed(future: asyncio.Future[None]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is not None
 
 
-async def _deliver(stream: Any, handler: BatchHandler, scored: _Scored) -> None:
+async def _deliver(
+    stream: Any, handler: BatchHandler, scored: _Scored, crashed: Callable[[BaseException], None]
+) -> None:
     """Produce the batch's output, wait until the broker acknowledged it, acknowledge its input."""
     try:
         await handler.sink.submit(handler.outputs(scored.result)).wait_async()
@@ -230,6 +246,7 @@ async def _deliver(stream: Any, handler: BatchHandler, scored: _Scored) -> None:
         # next batch that does not come.
         if not isinstance(exc, PermanentDeliveryError):  # that one was logged, with what to do
             log.exception("delivery of a batch of %d events failed; stopping the worker", len(scored.events))
+        crashed(exc)
         await stream.app.crash(exc)
         raise
     handler.record(scored.result)
