@@ -11,7 +11,7 @@ import pytest
 
 from producer.events import synthetic_events
 from schemas.dead_letters import DeadLetter
-from tests.support.bad_records import Bad, bad_records
+from tests.support.bad_records import bad_records, dead_letter_of
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import ScorerProcess
 
@@ -86,12 +86,14 @@ def test_poison_is_dead_lettered_by_type_counted_quietly_and_costs_no_throughput
     assert poisoned_s <= 2.0 * clean_s + 1.0, (clean_s, poisoned_s)
 
     letters = kafka.consume(topics["dlq"], len(bad), timeout=30, idle=2.0)
-    by_content: dict[tuple[bytes | None, bytes | None], Bad] = {(b.key, b.value): b for b in bad}
     assert len(letters) == len(bad)
+    seen: set[str] = set()
     for letter in letters:
         meta = DeadLetter.from_headers(list(letter.headers.items()))
-        expected = by_content[(letter.key, letter.value)]
+        expected = dead_letter_of(bad, letter.key, letter.value, letter.headers)
         assert meta.error_type == expected.error_type, (expected.name, meta.error_message)
+        seen.add(expected.name)
+    assert seen == {b.name for b in bad}
 
     expected_counts = Counter(b.error_type for b in bad)
     for error_type, count in expected_counts.items():

@@ -7,6 +7,7 @@ must be predicted (``error_type`` None); :func:`hostile_corpus` is both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -148,3 +149,28 @@ def odd_but_valid() -> list[Bad]:
 def hostile_corpus(max_event_bytes: int = 64 * 1024) -> list[Bad]:
     """Every record above: refused ones and odd valid ones."""
     return [*bad_records(max_event_bytes), *odd_but_valid()]
+
+
+def _cut_to(
+    original: bytes | None, kept: bytes | None, headers: Mapping[str, bytes], flag: str, size: str
+) -> bool:
+    """Whether ``kept`` is ``original``, or its prefix when the dead letter says it was cut."""
+    if headers.get(flag) != b"true":
+        return kept == original
+    return (
+        original is not None and kept == original[: len(kept or b"")] and int(headers[size]) == len(original)
+    )
+
+
+def dead_letter_of(
+    catalogue: Sequence[Bad], key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]
+) -> Bad:
+    """The one catalogue entry a dead letter (key, value, headers) was written for."""
+    found = [
+        bad
+        for bad in catalogue
+        if _cut_to(bad.value, value, headers, "truncated", "original_size")
+        and _cut_to(bad.key, key, headers, "key_truncated", "original_key_size")
+    ]
+    assert len(found) == 1, [bad.name for bad in found]
+    return found[0]

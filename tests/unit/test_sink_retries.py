@@ -8,6 +8,7 @@ real broker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -109,7 +110,7 @@ def test_retries_back_off_exponentially_up_to_the_cap() -> None:
     producer = ScriptedProducer(lambda n, topic: attempts.append(producer.now) or (down if n <= 5 else None))
     sink = _sink(producer, Heard())
     assert sink.submit([("p", RECORDS[:1])]).wait() == 1
-    gaps = [round(b - a, 1) for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(attempts)]
     assert gaps == [0.5, 1.0, 2.0, 2.0, 2.0]
 
 
