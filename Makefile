@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= model-store
 
-.PHONY: run test install sysdeps model lint format pytest clean lock secrets
+.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ pytest: install
 	$(BIN)/pytest
 
 test: sysdeps lint pytest
+
+# The batch core's fuzz property for longer than CI runs it: `make fuzz MINUTES=30`.
+MINUTES ?= 10
+fuzz: install
+	$(BIN)/pytest tests/unit/test_fuzz_batch.py -k fuzz_for_minutes --fuzz-minutes $(MINUTES) -s
 
 # The images' lock files (hashes of every distribution; Python 3.11, any platform).
 # Run after changing dependencies in pyproject.toml; tests/unit/test_packaging.py checks they agree.

@@ -22,6 +22,25 @@ from tests.support.prometheus import PrometheusServer
 log = logging.getLogger(__name__)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-minutes",
+        type=float,
+        default=0.0,
+        help="Run the fuzz_long tests for this many minutes (they are deselected without it).",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (reported as deselected, not skipped) the fuzz_long tests unless --fuzz-minutes is given."""
+    if config.getoption("--fuzz-minutes"):
+        return
+    long = [item for item in items if item.get_closest_marker("fuzz_long") is not None]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if item.get_closest_marker("fuzz_long") is None]
+
+
 def _docker_answers() -> bool:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
