@@ -57,6 +57,8 @@ REQUIRED_ALERTS = {
     "ChurnConsumerLagGrowing": ("warning", "churn_consumer_lag"),
     "ChurnApiErrorRateHigh": ("critical", "churn_api_requests_total"),
     "ChurnBrokerDown": ("critical", "churn_broker_up"),
+    "ChurnDeliveryFailing": ("critical", "churn_delivery_failing"),
+    "ChurnScoringPaused": ("critical", "churn_scoring_paused"),
     "ChurnConsumerGroupLagGrowing": ("warning", "kafka_consumergroup_lag"),
     "ChurnLagExporterDown": ("warning", "up"),
 }

@@ -46,6 +46,8 @@ EXPECTED_ACTIVE = {
 }
 EXPECTED_QUIET = {
     "ChurnBrokerDown",
+    "ChurnDeliveryFailing",
+    "ChurnScoringPaused",
     "ChurnConsumerGroupLagGrowing",
     "ChurnLagExporterDown",
     "ChurnNoPredictions",
