@@ -16,7 +16,7 @@ import pytest
 from producer.events import synthetic_events
 from schemas.dead_letters import DeadLetter
 from schemas.predictions import ChurnPrediction
-from tests.support.bad_records import bad_records
+from tests.support.bad_records import bad_records, dead_letter_of
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import CHURN, ScorerProcess
 
@@ -78,12 +78,15 @@ def test_scores_every_valid_event_and_dead_letters_every_bad_one(
     assert set(seen) == set(by_event), f"missing {len(set(by_event) - set(seen))} predictions"
 
     assert len(letters) == len(bad)
-    got = {(r.value, r.key): DeadLetter.from_headers(list(r.headers.items())) for r in letters}
-    for b in bad:
-        meta = got[(b.value, b.key)]  # original bytes and key, unchanged
+    found = set()
+    for r in letters:
+        b = dead_letter_of(bad, r.key, r.value, r.headers)  # original bytes and key (cut above the limits)
+        meta = DeadLetter.from_headers(list(r.headers.items()))
         assert meta.error_type == b.error_type, (b.name, meta.error_message)
         assert meta.source_topic == topics["events"]
         assert meta.error_message
+        found.add(b.name)
+    assert found == {b.name for b in bad}
     assert scorer.running(), scorer.tail()
     assert scorer.metric("churn_dead_letters_total") == len(bad)
     assert scorer.metric("churn_events_consumed_total") == len(records)
