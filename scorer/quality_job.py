@@ -50,7 +50,7 @@ from schemas.dead_letters import DeadLetter
 from scorer.faust_transport import install_transport
 from scorer.quality_records import CHALLENGER, CHAMPION, Refused, read_outcome, read_prediction
 from scorer.quality_state import QualityState, VersionWindow
-from scorer.quality_stats import window_quality
+from scorer.quality_stats import BUCKET_LABELS, window_quality
 from scorer.readiness import ASSIGNMENT, Readiness
 
 log = logging.getLogger(__name__)
@@ -250,12 +250,11 @@ class QualityJob:
                 gauge.labels(**labels).set(value)
         shown = set()
         for bucket in quality.calibration:
-            name = f"{bucket.upper:.1f}"
-            shown.add(name)
-            m.live_calibration_observed.labels(**labels, bucket=name).set(bucket.observed_rate)
-            m.live_calibration_predicted.labels(**labels, bucket=name).set(bucket.mean_predicted)
+            shown.add(bucket.label)
+            m.live_calibration_observed.labels(**labels, bucket=bucket.label).set(bucket.observed_rate)
+            m.live_calibration_predicted.labels(**labels, bucket=bucket.label).set(bucket.mean_predicted)
         for gauge in (m.live_calibration_observed, m.live_calibration_predicted):
-            for name in {f"{b:.1f}" for b in (0.1 * i for i in range(1, 11))} - shown:
+            for name in set(BUCKET_LABELS) - shown:  # buckets the window no longer fills
                 with contextlib.suppress(KeyError):
                     gauge.remove(window.version, window.role, name)
 
@@ -341,6 +340,6 @@ def _remove_series(m: QualityMetrics, version: str, role: str) -> None:
         with contextlib.suppress(KeyError):
             gauge.remove(version, role)
     for gauge in (m.live_calibration_observed, m.live_calibration_predicted):
-        for bucket in (f"{0.1 * i:.1f}" for i in range(1, 11)):
+        for bucket in BUCKET_LABELS:
             with contextlib.suppress(KeyError):
                 gauge.remove(version, role, bucket)

@@ -19,6 +19,8 @@ from monitoring.metrics import PROBABILITY_BUCKETS
 
 #: Upper bounds of the calibration buckets (as the probability histogram's ``le``): (0, 0.1], ..., (0.9, 1].
 CALIBRATION_BUCKETS = PROBABILITY_BUCKETS
+#: The ``bucket`` label of each calibration bucket, as exported: "0.1" ... "1.0".
+BUCKET_LABELS = tuple(f"{upper:.1f}" for upper in CALIBRATION_BUCKETS)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class CalibrationBucket:
     count: int
     mean_predicted: float
     observed_rate: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.upper:.1f}"
 
 
 @dataclass(frozen=True)
