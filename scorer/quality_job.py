@@ -208,10 +208,11 @@ class QualityJob:
         if RECOVERY in self.readiness.verdict().failing:
             return
         report = self.state.sweep()
-        if report.predictions_dropped or report.unmatched:
+        if report.predictions_dropped or report.labelled_dropped or report.unmatched:
             log.info(
-                "swept: %d predictions past the horizon, %d outcomes unmatched",
+                "swept: %d predictions and %d labelled pairs past the horizon, %d outcomes unmatched",
                 report.predictions_dropped,
+                report.labelled_dropped,
                 report.unmatched,
             )
         self.refresh_metrics()

@@ -28,7 +28,8 @@ outcome that labelled nothing by then counts as unmatched. Joining the same outc
 with the same prediction again (a record read twice after a crash) changes nothing.
 
 **Window.** Each version keeps its latest ``window`` labelled predictions by
-``observed_at``; older pairs are deleted from ``labelled`` as new ones come.
+``observed_at``; older pairs are deleted from ``labelled`` as new ones come, and pairs
+observed before the horizon are swept like predictions.
 
 **Horizon.** Predictions whose event time is older than the horizon are deleted by a
 periodic sweep (:meth:`QualityState.sweep`) rather than a windowed table: the join
@@ -88,6 +89,7 @@ class VersionWindow:
 @dataclass
 class SweepReport:
     predictions_dropped: int = 0
+    labelled_dropped: int = 0
     outcomes_expired: int = 0
     unmatched: int = 0
 
@@ -214,15 +216,20 @@ class QualityState:
         heap = counts.windows.get(version, [])
         while counts.sizes.get(version, 0) > self.window and heap:
             observed_at, customer = heapq.heappop(heap)
-            pairs = self.labelled.get(customer)
-            if not pairs or version not in pairs or pairs[version][_L_OBSERVED_AT] != observed_at:
-                continue  # replaced since: a stale index entry
-            rest = {v: p for v, p in pairs.items() if v != version}
-            if rest:
-                self.labelled[customer] = rest
-            else:
-                del self.labelled[customer]
-            counts.sizes[version] -= 1
+            self._drop_pair(customer, version, observed_at)
+
+    def _drop_pair(self, customer: str, version: str, observed_at: float) -> bool:
+        """Delete one labelled pair; False if the index entry is stale (the pair was replaced since)."""
+        pairs = self.labelled.get(customer)
+        if not pairs or version not in pairs or pairs[version][_L_OBSERVED_AT] != observed_at:
+            return False
+        rest = {v: p for v, p in pairs.items() if v != version}
+        if rest:
+            self.labelled[customer] = rest
+        else:
+            del self.labelled[customer]
+        self._counts.sizes[version] -= 1
+        return True
 
     def _advance(self, when: float) -> None:
         if when > self.stream_time:
@@ -251,6 +258,14 @@ class QualityState:
                 counts.tracked -= dropped
                 report.predictions_dropped += dropped
                 limit -= max(dropped, 1)
+            # Labelled pairs observed before the horizon: a version that stopped predicting
+            # leaves the dashboard once its last outcomes are that old.
+            for version, heap in counts.windows.items():
+                while heap and heap[0][0] < cutoff and limit > 0:
+                    observed_at, customer = heapq.heappop(heap)
+                    if self._drop_pair(customer, version, observed_at):
+                        report.labelled_dropped += 1
+                        limit -= 1
         now = self.clock()
         while counts.pending and counts.pending[0][0] < now and limit > 0:
             _, received_at, customer = heapq.heappop(counts.pending)

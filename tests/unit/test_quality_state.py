@@ -132,6 +132,21 @@ def test_predictions_older_than_the_horizon_are_swept_and_not_joined() -> None:
     assert "v1" not in state.windows()
 
 
+def test_labelled_pairs_older_than_the_horizon_are_swept_too() -> None:
+    """A version that stopped predicting leaves the windows once its outcomes are a horizon old."""
+    clock = Clock()
+    state, _ = make(clock, horizon_days=1)
+    state.on_prediction(prediction("a", T0 - 100, version="old"))
+    state.on_outcome(OutcomeSeen("a", True, T0))
+    clock.now = T0 + 1.5 * DAY
+    state.on_prediction(prediction("b", T0 + DAY, version="new"))
+    state.on_outcome(OutcomeSeen("b", False, T0 + 1.5 * DAY))
+    report = state.sweep()
+    assert report.labelled_dropped == 1
+    assert set(state.windows()) == {"new"}
+    assert state.sizes() == {"new": 1}
+
+
 def test_the_horizon_follows_the_streams_clock_so_a_replay_of_old_data_is_kept() -> None:
     clock = Clock()
     state, _ = make(clock, horizon_days=1)
