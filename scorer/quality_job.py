@@ -59,6 +59,8 @@ RECOVERY: Final = "recovery"
 CONDITIONS: Final = (ASSIGNMENT, RECOVERY)
 TABLES: Final = ("predictions", "labelled", "pending")
 _DAY = 86400.0
+#: How long a version whose manifest could not be read waits before the next try.
+_RETRY_MANIFEST_S = 60.0
 
 
 class QualityMetricsObserver:
@@ -131,7 +133,7 @@ class QualityJob:
         self.app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
         self.app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
         self._exported: set[tuple[str, str]] = set()
-        self._training_auc: dict[str, float | None] = {}
+        self._training_auc: dict[str, tuple[float | None, float]] = {}  # version -> (ROC AUC, read at)
 
     def _table(self, name: str) -> Any:
         return self.app.Table(
@@ -260,9 +262,11 @@ class QualityJob:
                     gauge.remove(window.version, window.role, name)
 
     def _export_training_auc(self, version: str) -> None:
-        if version not in self._training_auc:
-            self._training_auc[version] = self._read_training_auc(version)
-        auc = self._training_auc[version]
+        """From the manifest, read once per version (a version not found is looked for again later)."""
+        auc, read_at = self._training_auc.get(version, (None, -_RETRY_MANIFEST_S))
+        if auc is None and time.monotonic() - read_at >= _RETRY_MANIFEST_S:
+            auc = self._read_training_auc(version)
+            self._training_auc[version] = (auc, time.monotonic())
         if auc is not None:
             self.metrics.training_roc_auc.labels(model_version=version).set(auc)
 
