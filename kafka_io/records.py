@@ -15,6 +15,7 @@ class RawRecord:
     partition: int
     offset: int
     timestamp: float | None = None  # broker/producer timestamp, epoch seconds
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass(slots=True)
