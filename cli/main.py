@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import api, bench, broker, consume, dlq, models_cmd, predict, produce, score, train, up
+from cli import api, bench, broker, consume, dlq, models_cmd, predict, produce, quality, score, train, up
 
 app = typer.Typer(
     name="churn",
@@ -35,6 +35,7 @@ app.command("predict")(predict.command)
 app.command("broker")(broker.command)
 app.command("score")(score.command)
 app.command("produce")(produce.command)
+app.command("quality")(quality.command)
 app.command("consume")(consume.command)
 app.command("up")(up.command)
 app.command("api")(api.command)

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     events_topic: str = "customer-events"
     predictions_topic: str = "churn-predictions"
     dlq_topic: str = "customer-events-dlq"
+    # Observed churn per customer (``schemas.CustomerOutcome``), joined with predictions by `churn quality`.
+    outcomes_topic: str = "customer-outcomes"
+    # Outcome (and prediction) records `churn quality` cannot read, with reason headers.
+    outcomes_dlq_topic: str = "customer-outcomes-dlq"
+    # The challenger's predictions (same payload as churn-predictions); never for decisions.
+    shadow_predictions_topic: str = "churn-predictions-shadow"
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
@@ -84,6 +90,27 @@ class Settings(BaseSettings):
     # Readiness `delivery` turns false (and churn_delivery_failing 1) while a batch's output has
     # been unacknowledged for longer than this.
     delivery_failing_after_s: float = Field(default=30.0, gt=0)
+
+    # --- online model quality (`churn quality`) -----------------------------------
+    quality_app_id: str = "churn-quality"
+    quality_web_host: str = "127.0.0.1"
+    quality_web_port: int = 6067
+    # Faust table store: "memory://" rebuilds the tables from their changelog topics at start;
+    # "rocksdb://" keeps them on disk under quality_data_dir (needs the rocksdict package).
+    quality_store: Literal["memory://", "rocksdb://"] = "memory://"
+    quality_data_dir: Path = Path("quality-data")
+    # The metrics cover the last N labelled predictions of each model version.
+    quality_window: int = Field(default=5000, ge=10)
+    # Predictions older than this (event time) are dropped and no longer joined with outcomes.
+    quality_horizon_days: float = Field(default=90.0, gt=0)
+    # An outcome that finds no prediction waits this long for one to arrive before it counts as unmatched.
+    quality_outcome_grace_s: float = Field(default=300.0, ge=0)
+    # How often the metrics are recomputed and the horizon is swept.
+    quality_interval_s: float = Field(default=5.0, gt=0)
+    # ChurnLiveRocAucBelowTraining fires when live ROC AUC < training ROC AUC - margin ...
+    quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
+    # ... and at least this many labelled predictions are in the window.
+    quality_alert_min_labelled: int = Field(default=500, ge=1)
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"

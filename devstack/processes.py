@@ -2,8 +2,9 @@
 
 :class:`ChildProcess` runs a command with a given environment, its output
 appended to a log file; :class:`ChurnProcess` runs a ``churn`` sub-command;
-:class:`ScorerProcess` is a ``churn score`` child that can also be asked for
-its metrics (``/metrics`` on ``CHURN_SCORER_WEB_PORT``). ``churn up``, the
+:class:`ScorerProcess` (``churn score``) and :class:`QualityProcess` (``churn
+quality``) are children that can also be asked for their metrics and health
+(``/metrics`` on ``CHURN_SCORER_WEB_PORT`` / ``CHURN_QUALITY_WEB_PORT``). ``churn up``, the
 chaos harness, the benchmarks and the tests start their children through
 these classes.
 """
@@ -119,29 +120,27 @@ class ChurnProcess(ChildProcess):
         super().__init__(command, env, log_path, name=name or args[0], new_session=new_session, url=url)
 
 
-class ScorerProcess(ChurnProcess):
-    """``churn score [--engine ENGINE] [extra...]``, configured through ``CHURN_*`` variables in ``env``.
-
-    Its metrics are read from ``host`` on the port ``CHURN_SCORER_WEB_PORT`` names.
-    """
+class ServiceProcess(ChurnProcess):
+    """A long-running ``churn`` sub-command that serves ``/metrics`` and ``/health/*`` on ``web_port``."""
 
     def __init__(
         self,
+        args: Sequence[str],
         env: Mapping[str, str],
         log_path: Path,
-        *extra: str,
-        engine: str | None = None,
+        *,
+        web_port: int,
+        name: str,
         new_session: bool = False,
         host: str = "127.0.0.1",
     ) -> None:
-        self.web_port = int(env["CHURN_SCORER_WEB_PORT"])
-        self.web_url = f"http://{host}:{self.web_port}"
+        self.web_port = web_port
+        self.web_url = f"http://{host}:{web_port}"
         self.metrics_url = f"{self.web_url}/metrics"
-        args = ["score", *(["--engine", engine] if engine else []), *extra]
-        super().__init__(args, env, log_path, new_session=new_session, name="scorer", url=self.metrics_url)
+        super().__init__(args, env, log_path, new_session=new_session, name=name, url=self.metrics_url)
 
     def metrics(self) -> str:
-        """The scorer's ``/metrics`` page; raises OSError while it is not served."""
+        """The ``/metrics`` page; raises OSError while it is not served."""
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:  # noqa: S310 (http URL built here)
             return str(response.read().decode())
 
@@ -159,15 +158,8 @@ class ScorerProcess(ChurnProcess):
                 total += float(value)
         return total
 
-    def consumed(self) -> float:
-        """``churn_events_consumed_total`` now; 0 while ``/metrics`` is not up yet."""
-        try:
-            return self.metric("churn_events_consumed_total")
-        except OSError:
-            return 0.0
-
     def wait_metrics(self, timeout: float = 30.0) -> None:
-        """Block until ``/metrics`` answers; raise if the scorer exits or ``timeout`` passes."""
+        """Block until ``/metrics`` answers; raise if the process exits or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         while True:
             self._check_alive()
@@ -176,7 +168,7 @@ class ScorerProcess(ChurnProcess):
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"scorer /metrics did not come up\n{self.tail()}") from None
+                    raise TimeoutError(f"{self.name} /metrics did not come up\n{self.tail()}") from None
                 time.sleep(0.2)
 
     def health(self, probe: str) -> tuple[int, dict[str, object]]:
@@ -189,7 +181,7 @@ class ScorerProcess(ChurnProcess):
             return int(error.code), json.loads(error.read())
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Block until ``/health/ready`` answers 200; raise if the scorer exits or ``timeout`` passes."""
+        """Block until ``/health/ready`` answers 200; raise if the process exits or ``timeout`` passes."""
         deadline = time.monotonic() + timeout
         body: dict[str, object] = {}
         while True:
@@ -201,8 +193,41 @@ class ScorerProcess(ChurnProcess):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the scorer did not become ready: {body}\n{self.tail()}")
+                raise TimeoutError(f"the {self.name} did not become ready: {body}\n{self.tail()}")
             time.sleep(0.2)
+
+    def _check_alive(self) -> None:
+        if not self.running():
+            raise RuntimeError(f"the {self.name} exited with code {self.process.returncode}\n{self.tail()}")
+
+
+class ScorerProcess(ServiceProcess):
+    """``churn score [--engine ENGINE] [extra...]``, configured through ``CHURN_*`` variables in ``env``.
+
+    Its metrics are read from ``host`` on the port ``CHURN_SCORER_WEB_PORT`` names.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        *extra: str,
+        engine: str | None = None,
+        new_session: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
+        args = ["score", *(["--engine", engine] if engine else []), *extra]
+        web_port = int(env["CHURN_SCORER_WEB_PORT"])
+        super().__init__(
+            args, env, log_path, web_port=web_port, name="scorer", new_session=new_session, host=host
+        )
+
+    def consumed(self) -> float:
+        """``churn_events_consumed_total`` now; 0 while ``/metrics`` is not up yet."""
+        try:
+            return self.metric("churn_events_consumed_total")
+        except OSError:
+            return 0.0
 
     def wait_consumed(self, at_least: int, timeout: float = 60.0, poll_s: float = 0.05) -> None:
         """Block until ``churn_events_consumed_total`` reaches ``at_least``; raise if the scorer exits."""
@@ -213,6 +238,28 @@ class ScorerProcess(ChurnProcess):
                 raise TimeoutError(f"the scorer consumed fewer than {at_least} events\n{self.tail()}")
             time.sleep(poll_s)
 
-    def _check_alive(self) -> None:
-        if not self.running():
-            raise RuntimeError(f"the scorer exited with code {self.process.returncode}\n{self.tail()}")
+
+class QualityProcess(ServiceProcess):
+    """``churn quality [extra...]``, configured through ``CHURN_*`` variables in ``env``.
+
+    Its metrics are read from ``host`` on the port ``CHURN_QUALITY_WEB_PORT`` names.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        *extra: str,
+        new_session: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
+        web_port = int(env["CHURN_QUALITY_WEB_PORT"])
+        super().__init__(
+            ["quality", *extra],
+            env,
+            log_path,
+            web_port=web_port,
+            name="quality",
+            new_session=new_session,
+            host=host,
+        )

@@ -1,10 +1,11 @@
 """Run the local stack as child processes and stop all of them together (``churn up``).
 
 The :class:`Stack` owns everything it starts: the embedded broker (only when
-nothing listens at the bootstrap address), the scorer, the API and a demo
-producer. :meth:`Stack.stop` stops them in reverse order — producer first,
-broker last — with SIGTERM, then SIGKILL after a grace period, so nothing is
-left running.
+nothing listens at the bootstrap address), the scorer, the online-quality job,
+the API and a demo producer that also publishes the customers' outcomes a few
+seconds after their events, so live model quality shows at once.
+:meth:`Stack.stop` stops them in reverse order — producer first, broker last —
+with SIGTERM, then SIGKILL after a grace period, so nothing is left running.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from config.settings import Settings
 from devstack.broker import EmbeddedBroker
 from devstack.ports import port_open, split_bootstrap
-from devstack.processes import ChurnProcess, ScorerProcess
+from devstack.processes import ChurnProcess, QualityProcess, ScorerProcess
 from models.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class Stack:
     logs_dir: Path
     demo_rate: float = 20.0
     with_api: bool = True
+    #: Seconds between a demo event and its outcome.
+    outcome_delay_s: float = 5.0
     broker: EmbeddedBroker | None = None
     children: list[ChurnProcess] = field(default_factory=list)
 
@@ -61,6 +64,10 @@ class Stack:
         env["CHURN_EVENTS_TOPIC"] = self.settings.events_topic
         env["CHURN_PREDICTIONS_TOPIC"] = self.settings.predictions_topic
         env["CHURN_DLQ_TOPIC"] = self.settings.dlq_topic
+        env["CHURN_OUTCOMES_TOPIC"] = self.settings.outcomes_topic
+        env["CHURN_OUTCOMES_DLQ_TOPIC"] = self.settings.outcomes_dlq_topic
+        env["CHURN_SHADOW_PREDICTIONS_TOPIC"] = self.settings.shadow_predictions_topic
+        env["CHURN_QUALITY_WEB_PORT"] = str(self.settings.quality_web_port)
         return env
 
     def _log(self, name: str) -> Path:
@@ -75,10 +82,12 @@ class Stack:
         s = self.settings
         env = self._env()
         self._started(ScorerProcess(env, self._log("scorer"), new_session=True, host=s.scorer_web_host))
+        self._started(QualityProcess(env, self._log("quality"), new_session=True, host=s.quality_web_host))
         if self.with_api:
             api_url = f"http://{s.api_host}:{s.api_port}"
             self._started(ChurnProcess(["api"], env, self._log("api"), new_session=True, url=api_url))
-        produce = ["produce", "--rate", f"{self.demo_rate:g}"]
+        produce = ["produce", "--rate", f"{self.demo_rate:g}", "--outcomes"]
+        produce += ["--outcome-delay", f"{self.outcome_delay_s:g}"]
         self._started(ChurnProcess(produce, env, self._log("producer"), new_session=True, name="producer"))
 
     # ------------------------------------------------------------------ run

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -16,8 +16,8 @@ class RawRecord:
     partition: int
     offset: int
     timestamp: float | None = None  # broker/producer timestamp, epoch seconds
-    #: The record's headers as the client returns them (read only when it is dead-lettered).
-    headers: Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None] | None = None
+    #: The record's headers as the client returns them (read when it is dead-lettered, by the quality job).
+    headers: Sequence[tuple[str, bytes | None]] | None = None
 
 
 @dataclass(slots=True)

@@ -1,1 +1,2 @@
-"""The model registry, the scoring core (``Predictor``) and the live model a serving process reloads."""
+"""The model registry, the scoring core (``Predictor``), the live model a serving process reloads,
+and figures read from a version's manifest."""

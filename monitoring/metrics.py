@@ -1,4 +1,4 @@
-"""Prometheus metric definitions for the scorer and the API.
+"""Prometheus metric definitions for the scorer, the API and the online-quality job.
 
 Each component builds its metrics on a ``CollectorRegistry`` it is given, so
 tests and several apps in one process never collide on the global registry.
@@ -25,6 +25,14 @@ E2E_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 #: API request latency.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_HOUR, _DAY = 3600.0, 86400.0
+#: From a prediction's event time to its outcome being observed: seconds (demos) to the 90-day horizon.
+LABEL_DELAY_BUCKETS = (
+    *(1.0, 5.0, 15.0, 60.0, 300.0, 900.0, _HOUR, 6 * _HOUR),
+    *(_DAY, 3 * _DAY, 7 * _DAY, 14 * _DAY, 30 * _DAY, 60 * _DAY, 90 * _DAY),
+)
+#: Labels of every live-quality series: the model version and its role.
+QUALITY_LABELS = ("model_version", "role")
 
 
 def _probability(registry: CollectorRegistry) -> BatchHistogram:
@@ -209,6 +217,155 @@ class ApiMetrics(ModelMetrics):
             probability=_probability(reg),
             model_info=_model_info(reg),
             model_reload_failures=_model_reload_failures(reg),
+        )
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    """``churn quality``: live model quality per model version and role (``champion``/``challenger``).
+
+    The ``churn_live_*`` gauges describe the last ``CHURN_QUALITY_WINDOW`` labelled
+    predictions of each version (``churn_live_labelled`` of them); the alert compares
+    ``churn_live_roc_auc`` with ``churn_model_training_roc_auc`` minus
+    ``churn_quality_alert_margin`` once ``churn_live_labelled`` reaches
+    ``churn_quality_alert_min_labelled``.
+    """
+
+    registry: CollectorRegistry
+    live_roc_auc: Gauge
+    live_precision: Gauge
+    live_recall: Gauge
+    live_brier: Gauge
+    live_calibration_observed: Gauge
+    live_calibration_predicted: Gauge
+    live_labelled: Gauge
+    labelled_predictions: Counter
+    label_delay: Histogram
+    outcomes_unmatched: Counter
+    records: Counter
+    dead_letters: Counter
+    predictions_tracked: Gauge
+    outcomes_pending: Gauge
+    training_roc_auc: Gauge
+    alert_margin: Gauge
+    alert_min_labelled: Gauge
+    ready: Gauge
+    condition: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> QualityMetrics:
+        reg = registry if registry is not None else CollectorRegistry()
+        _runtime_collectors(reg)
+        versioned = list(QUALITY_LABELS)
+        return cls(
+            registry=reg,
+            live_roc_auc=Gauge(
+                "churn_live_roc_auc",
+                "ROC AUC of the labelled predictions in the window.",
+                versioned,
+                registry=reg,
+            ),
+            live_precision=Gauge(
+                "churn_live_precision",
+                "Precision at the model's threshold over the labelled predictions in the window.",
+                versioned,
+                registry=reg,
+            ),
+            live_recall=Gauge(
+                "churn_live_recall",
+                "Recall at the model's threshold over the labelled predictions in the window.",
+                versioned,
+                registry=reg,
+            ),
+            live_brier=Gauge(
+                "churn_live_brier",
+                "Brier score (mean squared error of the probability) over the window's labelled predictions.",
+                versioned,
+                registry=reg,
+            ),
+            live_calibration_observed=Gauge(
+                "churn_live_calibration_observed",
+                "Observed churn rate of the window's labelled predictions, by predicted-probability bucket "
+                "(upper bound).",
+                [*versioned, "bucket"],
+                registry=reg,
+            ),
+            live_calibration_predicted=Gauge(
+                "churn_live_calibration_predicted",
+                "Mean predicted probability of the window's labelled predictions, by bucket (upper bound).",
+                [*versioned, "bucket"],
+                registry=reg,
+            ),
+            live_labelled=Gauge(
+                "churn_live_labelled",
+                "Labelled predictions in the window the live metrics describe.",
+                versioned,
+                registry=reg,
+            ),
+            labelled_predictions=Counter(
+                "churn_labelled_predictions",
+                "Predictions joined with an observed outcome.",
+                versioned,
+                registry=reg,
+            ),
+            label_delay=Histogram(
+                "churn_label_delay_seconds",
+                "From a prediction's event time to the observation of its outcome.",
+                versioned,
+                buckets=LABEL_DELAY_BUCKETS,
+                registry=reg,
+            ),
+            outcomes_unmatched=Counter(
+                "churn_outcomes_unmatched",
+                "Outcomes that found no prediction of their customer within the horizon.",
+                registry=reg,
+            ),
+            records=Counter(
+                "churn_quality_records", "Records read by the quality job, by topic.", ["topic"], registry=reg
+            ),
+            dead_letters=Counter(
+                "churn_quality_dead_letters",
+                "Records the quality job could not read (sent to its dead-letter topic).",
+                ["topic", "error_type"],
+                registry=reg,
+            ),
+            predictions_tracked=Gauge(
+                "churn_quality_predictions_tracked",
+                "Latest predictions per customer and model version held for joining (within the horizon).",
+                registry=reg,
+            ),
+            outcomes_pending=Gauge(
+                "churn_quality_outcomes_pending",
+                "Outcomes that arrived before any prediction of their customer, waiting for one.",
+                registry=reg,
+            ),
+            training_roc_auc=Gauge(
+                "churn_model_training_roc_auc",
+                "Held-out ROC AUC of the model version at training time (its manifest).",
+                ["model_version"],
+                registry=reg,
+            ),
+            alert_margin=Gauge(
+                "churn_quality_alert_margin",
+                "How far live ROC AUC may fall below training ROC AUC before the alert fires.",
+                registry=reg,
+            ),
+            alert_min_labelled=Gauge(
+                "churn_quality_alert_min_labelled",
+                "Labelled predictions a version needs before the live-quality alert can fire.",
+                registry=reg,
+            ),
+            ready=Gauge(
+                "churn_quality_ready",
+                "1 while every readiness condition of the quality job holds (what /health/ready answers).",
+                registry=reg,
+            ),
+            condition=Gauge(
+                "churn_quality_condition",
+                "1 while a readiness condition of the quality job holds: assignment, recovery.",
+                ["condition"],
+                registry=reg,
+            ),
         )
 
 

@@ -17,6 +17,8 @@ from typing import Any
 #: Job names are part of the contract with the dashboard and the alert rules.
 SCORER_JOB = "churn-scorer"
 API_JOB = "churn-api"
+#: The online-quality job (`churn quality`).
+QUALITY_JOB = "churn-quality"
 #: The Kafka lag exporter (consumer-group lag read from the broker).
 LAG_EXPORTER_JOB = "kafka-exporter"
 METRICS_PATH = "/metrics"
@@ -31,6 +33,7 @@ def build_config(
     api_targets: Sequence[str],
     *,
     lag_exporter_targets: Sequence[str] = (),
+    quality_targets: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str | None = None,
     rule_files: Sequence[Path] | None = (ALERTS_FILE,),
@@ -40,13 +43,18 @@ def build_config(
     ``rule_files`` defaults to the project's alert rules (absolute path, so the
     rendered file can live anywhere); pass ``None`` or ``()`` for none.
     """
-    for target in (*scorer_targets, *api_targets, *lag_exporter_targets):
+    for target in (*scorer_targets, *api_targets, *lag_exporter_targets, *quality_targets):
         host, sep, port = target.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError(f"scrape target must look like host:port, got {target!r}")
     interval = evaluation_interval or scrape_interval
     scrape_configs: list[dict[str, Any]] = []
-    jobs = ((SCORER_JOB, scorer_targets), (API_JOB, api_targets), (LAG_EXPORTER_JOB, lag_exporter_targets))
+    jobs = (
+        (SCORER_JOB, scorer_targets),
+        (API_JOB, api_targets),
+        (LAG_EXPORTER_JOB, lag_exporter_targets),
+        (QUALITY_JOB, quality_targets),
+    )
     for job, targets in jobs:
         if targets:
             scrape_configs.append(
@@ -70,6 +78,7 @@ def render(
     api_targets: Sequence[str],
     *,
     lag_exporter_targets: Sequence[str] = (),
+    quality_targets: Sequence[str] = (),
     scrape_interval: str = "1s",
     evaluation_interval: str | None = None,
     rule_files: Sequence[Path] | None = (ALERTS_FILE,),
@@ -79,6 +88,7 @@ def render(
         scorer_targets,
         api_targets,
         lag_exporter_targets=lag_exporter_targets,
+        quality_targets=quality_targets,
         scrape_interval=scrape_interval,
         evaluation_interval=evaluation_interval,
         rule_files=rule_files,

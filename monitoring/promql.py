@@ -21,7 +21,7 @@ from typing import Any
 from prometheus_client.metrics import MetricWrapperBase
 
 from monitoring.batch_histogram import BatchHistogram
-from monitoring.metrics import ApiMetrics, ScorerMetrics
+from monitoring.metrics import ApiMetrics, QualityMetrics, ScorerMetrics
 
 #: Grafana's built-in interval variables, replaced before a query goes to Prometheus.
 GRAFANA_VARIABLES = ("$__rate_interval", "${__rate_interval}", "$__interval", "${__interval}")
@@ -137,14 +137,14 @@ def label_names(expr: str) -> set[str]:
 
 
 def exported_series() -> dict[str, frozenset[str]]:
-    """Series names the scorer and API expose, each with its label names.
+    """Series names the scorer, the API and the quality job expose, each with its label names.
 
     Counters are exposed as ``<name>_total``; histograms as ``_bucket`` (with ``le``),
     ``_sum`` and ``_count``; gauges under their own name. The registries' other collectors
     (``process_*``, ``python_gc_*``) are read from what they expose.
     """
     series: dict[str, frozenset[str]] = {}
-    for metrics in (ScorerMetrics.create(), ApiMetrics.create()):
+    for metrics in (ScorerMetrics.create(), ApiMetrics.create(), QualityMetrics.create()):
         for name, kind, labels in _families(metrics):
             if kind == "counter":
                 series[f"{name}_total"] = labels
@@ -160,8 +160,8 @@ def exported_series() -> dict[str, frozenset[str]]:
     return series
 
 
-def _families(metrics: ScorerMetrics | ApiMetrics) -> list[tuple[str, str, frozenset[str]]]:
-    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics."""
+def _families(metrics: ScorerMetrics | ApiMetrics | QualityMetrics) -> list[tuple[str, str, frozenset[str]]]:
+    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics/QualityMetrics."""
     out: list[tuple[str, str, frozenset[str]]] = []
     for field in dataclasses.fields(metrics):
         metric = getattr(metrics, field.name)

@@ -1,1 +1,1 @@
-"""Publishing customer events to Kafka, and replaying dead letters to the events topic."""
+"""Publishing customer events (and their observed outcomes) to Kafka; replaying dead letters."""

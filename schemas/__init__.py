@@ -1,8 +1,9 @@
-"""The wire contract: event, prediction and dead-letter models, features and vocabularies."""
+"""The wire contract: event, prediction, outcome and dead-letter models, features and vocabularies."""
 
 from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent, CustomerFeatures, PredictRequest
 from schemas.features import CATEGORIES, FEATURES, NUMERIC_RANGES, SCHEMA_VERSION
+from schemas.outcomes import CustomerOutcome
 from schemas.predictions import ChurnPrediction, prediction_payloads
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "ChurnPrediction",
     "CustomerEvent",
     "CustomerFeatures",
+    "CustomerOutcome",
     "DeadLetter",
     "PredictRequest",
     "prediction_payloads",

@@ -48,8 +48,8 @@ def _yes_no(value: Any) -> Any:
     return value
 
 
-def _senior_flag(value: Any) -> Any:
-    """0/1, booleans, "0"/"1" and "Yes"/"No" all mean the same flag."""
+def flag_value(value: Any) -> Any:
+    """0/1, booleans, "0"/"1", "Yes"/"No" and "true"/"false" all mean the same flag (0 or 1)."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, str):
@@ -77,6 +77,13 @@ def _blank_to_none(value: Any) -> Any:
     return _not_bool(value)
 
 
+def customer_id_text(value: Any) -> Any:
+    """A customer id is text; a whole number is taken as its decimal text, anything else is refused."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be a string")
+    return str(value)
+
+
 YesNoField = Annotated[YesNo, BeforeValidator(_yes_no)]
 Number = Annotated[float, BeforeValidator(_not_bool)]
 
@@ -98,7 +105,7 @@ class CustomerFeatures(BaseModel):
 
     customer_id: str = Field(min_length=1, max_length=128, validation_alias=_alias("customer_id"))
     gender: Gender
-    senior_citizen: Annotated[int, BeforeValidator(_senior_flag)] = Field(
+    senior_citizen: Annotated[int, BeforeValidator(flag_value)] = Field(
         ge=0, le=1, validation_alias=_alias("senior_citizen")
     )
     partner: YesNoField = Field(validation_alias=_alias("partner"))
@@ -130,9 +137,7 @@ class CustomerFeatures(BaseModel):
     @field_validator("customer_id", mode="before")
     @classmethod
     def _id_is_text(cls, value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ValueError("must be a string")
-        return str(value)
+        return customer_id_text(value)
 
 
 def _new_event_id() -> str:
@@ -143,7 +148,8 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
+    """``value`` with a time zone: naive date-times are taken as UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -156,7 +162,7 @@ class CustomerEvent(CustomerFeatures):
     @field_validator("event_time")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)
 
 
 class PredictRequest(CustomerFeatures):
@@ -168,4 +174,4 @@ class PredictRequest(CustomerFeatures):
     @field_validator("event_time")
     @classmethod
     def _tz(cls, value: datetime) -> datetime:
-        return _aware(value)
+        return aware(value)

@@ -447,13 +447,10 @@ def _dead_letter(
     result.dead_letter_types[refusal.error_type] += 1
 
 
-def _copy_replay_headers(
-    letter: DeadLetter, headers: Sequence[tuple[str, bytes | None]] | Mapping[str, bytes | None]
-) -> None:
+def _copy_replay_headers(letter: DeadLetter, headers: Sequence[tuple[str, bytes | None]]) -> None:
     """Carry a replayed record's ``replay_count`` and ``replayed_from`` onto its new dead letter."""
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    for name, raw in pairs:
-        if raw is None:
+    for name, raw in headers:
+        if not isinstance(raw, bytes):
             continue
         if name == dead_letters.REPLAY_COUNT:
             try:

@@ -24,6 +24,10 @@ dashboard shows why a scorer is not ready; ``/health/ready`` answers the same
 The scorer is **alive** while its consuming loop beats (:meth:`Readiness.beat`) at
 least every ``live_timeout_s``: a process whose loop is wedged answers HTTP from
 its server thread but stops beating, and an orchestrator restarts it.
+
+:class:`Readiness` takes its list of conditions and those that start false, so the
+online-quality job (``churn quality``) keeps its own (``assignment``, ``recovery``)
+with the same semantics; the defaults are the scorer's.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +50,8 @@ DELIVERY: Final = "delivery"
 SCORING: Final = "scoring"
 STALL: Final = "stall"
 CONDITIONS: Final = (MODEL, ASSIGNMENT, BROKER, DELIVERY, SCORING, STALL)
+#: Conditions that start false, with their reason.
+INITIALLY_FAILING: Final = {ASSIGNMENT: "no partition assigned yet"}
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,7 @@ class Verdict:
 
 
 class Readiness:
-    """The scorer's readiness conditions and liveness beat; thread-safe."""
+    """A process's readiness conditions and liveness beat (the scorer's by default); thread-safe."""
 
     def __init__(
         self,
@@ -66,22 +72,33 @@ class Readiness:
         *,
         live_timeout_s: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        conditions: Sequence[str] = CONDITIONS,
+        initially_failing: Mapping[str, str] = INITIALLY_FAILING,
+        name: str = "scorer",
     ) -> None:
+        unknown = set(initially_failing) - set(conditions)
+        if unknown:
+            raise ValueError(
+                f"initially failing conditions {sorted(unknown)} are not among {list(conditions)}"
+            )
         self._ready_gauge = ready_gauge
         self._condition_gauge = condition_gauge
         self.live_timeout_s = live_timeout_s
+        self.conditions = tuple(conditions)
+        self.name = name
         self._clock = clock
         self._lock = threading.Lock()
-        self._failing: dict[str, str] = {ASSIGNMENT: "no partition assigned yet"}
+        self._failing: dict[str, str] = dict(initially_failing)
         self._last_beat: float | None = None
-        for name in CONDITIONS:
-            condition_gauge.labels(condition=name).set(0 if name in self._failing else 1)
-        ready_gauge.set(0)
+        for condition in self.conditions:
+            condition_gauge.labels(condition=condition).set(0 if condition in self._failing else 1)
+        ready_gauge.set(0 if self._failing else 1)
 
     def set(self, condition: str, ok: bool, reason: str = "") -> None:
         """Record one condition; ``reason`` says what is wrong while it does not hold."""
-        if condition not in CONDITIONS:
-            raise ValueError(f"unknown readiness condition {condition!r}; known: {', '.join(CONDITIONS)}")
+        if condition not in self.conditions:
+            known = ", ".join(self.conditions)
+            raise ValueError(f"unknown readiness condition {condition!r}; known: {known}")
         with self._lock:
             was_ready = not self._failing
             before = self._failing.get(condition)
@@ -101,9 +118,10 @@ class Readiness:
                 log.warning("readiness condition %s does not hold: %s", condition, after)
         if ready != was_ready:
             if ready:
-                log.info("scorer ready")
+                log.info("%s ready", self.name)
             else:
-                log.warning("scorer not ready: %s", "; ".join(f"{k}: {v}" for k, v in failing.items()))
+                reasons = "; ".join(f"{k}: {v}" for k, v in failing.items())
+                log.warning("%s not ready: %s", self.name, reasons)
 
     def verdict(self) -> Verdict:
         with self._lock:

@@ -1,4 +1,4 @@
-"""The scorer's web port: ``/metrics``, ``/health/live`` and ``/health/ready``.
+"""The web port of the scorer and of `churn quality`: ``/metrics``, ``/health/live``, ``/health/ready``.
 
 A threaded ``http.server`` from the standard library: three read-only routes do
 not need a web framework, and the server runs in a daemon thread beside either
@@ -28,19 +28,24 @@ log = logging.getLogger(__name__)
 
 
 class ScorerWebServer:
-    """Serves the registry and the readiness of one scorer until :meth:`shutdown`."""
+    """Serves the registry and the readiness of one scorer (or ``name``d process) until :meth:`shutdown`."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness, host: str, port: int) -> None:
-        handler = _handler_class(registry, readiness)
+    def __init__(
+        self, registry: CollectorRegistry, readiness: Readiness, host: str, port: int, name: str = "scorer"
+    ) -> None:
+        handler = _handler_class(registry, readiness, f"churn-{name}")
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self.host = host
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="scorer-web", daemon=True)
+        self.name = name
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"{name}-web", daemon=True)
 
     def start(self) -> ScorerWebServer:
         self._thread.start()
-        log.info("scorer web at http://%s:%d (/metrics, /health/live, /health/ready)", self.host, self.port)
+        log.info(
+            "%s web at http://%s:%d (/metrics, /health/live, /health/ready)", self.name, self.host, self.port
+        )
         return self
 
     def shutdown(self) -> None:
@@ -48,9 +53,11 @@ class ScorerWebServer:
         self._server.server_close()
 
 
-def _handler_class(registry: CollectorRegistry, readiness: Readiness) -> type[BaseHTTPRequestHandler]:
+def _handler_class(
+    registry: CollectorRegistry, readiness: Readiness, server: str
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = "churn-scorer"
+        server_version = server
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]

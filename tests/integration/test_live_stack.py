@@ -1,9 +1,10 @@
 """The monitoring contract against the real stack.
 
-Embedded broker, a real ``churn score`` worker, a real ``churn api`` process, a
-producer at a steady rate (plus a few poison records and API calls, good and
-bad), and a real Prometheus (Debian package) scraping both every second with the
-project's alert rules. Then:
+Embedded broker, a real ``churn score`` worker, a real ``churn api`` process, a real
+``churn quality`` job, a producer at a steady rate that also publishes each customer's
+outcome a second later (plus a few poison records and API calls, good and bad), and a
+real Prometheus (Debian package) scraping all three every second with the project's
+alert rules. Then:
 
 * every PromQL expression of the Grafana dashboard returns data;
 * every alert rule evaluates without error, and every metric it reads has data;
@@ -12,7 +13,8 @@ except the queries of the Kafka lag exporter's series (``promql.LAG_EXPORTER_SER
 ``kafka-exporter``): that Go binary cannot run here, so no live series exist for them.
 tests/unit/test_monitoring_prometheus.py serves those series under the exporter's names and
 labels and checks those queries return data; CI's compose smoke test checks the real exporter.
-* the sum of ``churn_predictions_total`` equals the predictions on the topic.
+* the sum of ``churn_predictions_total`` equals the predictions on the topic, and the quality
+  job labelled every one of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest
 import yaml
 
 from devstack.ports import free_port
+from devstack.processes import QualityProcess
 from monitoring import promql
 from tests.support.bad_records import bad_records
 from tests.support.kafka_tools import KafkaTools
@@ -94,13 +97,45 @@ def test_dashboard_and_alerts_have_data_from_the_live_stack(
     tmp_path: Path,
 ) -> None:
     scorer = start_scorer()
-    scorer.wait_metrics()
-    api_target = api_process.removeprefix("http://")
-    prom = prometheus_server(scorer_targets=[f"127.0.0.1:{scorer.web_port}"], api_targets=[api_target])
-
     env = dict(scorer.env)
+    env.update(
+        {
+            "CHURN_OUTCOMES_TOPIC": kafka.unique("outcomes"),
+            "CHURN_OUTCOMES_DLQ_TOPIC": kafka.unique("outcomes-dlq"),
+            "CHURN_SHADOW_PREDICTIONS_TOPIC": kafka.unique("shadow"),
+            "CHURN_QUALITY_APP_ID": kafka.unique("quality"),
+            "CHURN_QUALITY_WEB_PORT": str(free_port()),
+            "CHURN_QUALITY_INTERVAL_S": "0.5",
+        }
+    )
+    quality = QualityProcess(env, tmp_path / "quality.log")
+    try:
+        scorer.wait_metrics()
+        quality.wait_ready(timeout=90)
+        api_target = api_process.removeprefix("http://")
+        prom = prometheus_server(
+            scorer_targets=[f"127.0.0.1:{scorer.web_port}"],
+            api_targets=[api_target],
+            quality_targets=[f"127.0.0.1:{quality.web_port}"],
+        )
+        _check_the_live_stack(kafka, topics, scorer, quality, api_process, prom, env, tmp_path)
+    finally:
+        quality.stop(timeout=30)
+
+
+def _check_the_live_stack(
+    kafka: KafkaTools,
+    topics: dict[str, str],
+    scorer: ScorerProcess,
+    quality: QualityProcess,
+    api_process: str,
+    prom: PrometheusServer,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    produce = ["produce", "--rate", str(RATE), "--count", str(EVENTS), "--topic", topics["events"]]
     producer = subprocess.Popen(
-        [CHURN, "produce", "--rate", str(RATE), "--count", str(EVENTS), "--topic", topics["events"]],
+        [CHURN, *produce, "--outcomes", "--outcome-delay", "1"],
         env=env,
         stdout=(tmp_path / "producer.log").open("wb"),
         stderr=subprocess.STDOUT,
@@ -143,6 +178,10 @@ def test_dashboard_and_alerts_have_data_from_the_live_stack(
     written = len(kafka.consume(topics["predictions"], EVENTS, timeout=60, idle=2))
     dead = len(kafka.consume(topics["dlq"], len(poison), timeout=30, idle=1))
     assert (written, dead) == (EVENTS, len(poison)), scorer.tail()
+    deadline = time.monotonic() + 60
+    while quality.metric("churn_live_labelled") < EVENTS:  # every prediction met its outcome
+        assert time.monotonic() < deadline, quality.tail()
+        time.sleep(0.5)
 
     missing: list[str] = []
     queries = promql.dashboard_queries(json.loads(DASHBOARD.read_text(encoding="utf-8")))
@@ -178,4 +217,4 @@ def test_dashboard_and_alerts_have_data_from_the_live_stack(
     while (counted := prom.value("sum(churn_predictions_total)")) != written:
         assert time.monotonic() < deadline, f"churn_predictions_total={counted}, topic holds {written}"
         time.sleep(0.5)
-    assert scorer.running()
+    assert scorer.running() and quality.running()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path) -> None:
-    kafka_port, web_port, api_port = free_port(), free_port(), free_port()
+    kafka_port, web_port, api_port, quality_port = free_port(), free_port(), free_port(), free_port()
     bootstrap = f"127.0.0.1:{kafka_port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
     env.update(
@@ -52,6 +53,7 @@ def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path)
             "CHURN_MODEL_STORE": str(tmp_path / "store"),  # empty: `up` must train a model
             "CHURN_SCORER_WEB_PORT": str(web_port),
             "CHURN_API_PORT": str(api_port),
+            "CHURN_QUALITY_WEB_PORT": str(quality_port),
         }
     )
     up = subprocess.Popen(
@@ -82,8 +84,13 @@ def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path)
         kafka = KafkaTools(bootstrap)
         predictions = kafka.consume("churn-predictions", 20, timeout=60)
         assert len(predictions) >= 20
-        assert len(_children(up.pid)) >= 3  # broker, scorer, producer (+ api when installed)
+        assert len(_children(up.pid)) >= 4  # broker, scorer, quality job, producer (+ api when installed)
         children = _children(up.pid)
+        # The demo producer publishes outcomes a few seconds after the events; the quality job joins them.
+        while _labelled(quality_port) < 1:
+            assert up.poll() is None, up.stdout.read() if up.stdout else ""
+            assert time.monotonic() < deadline + 60, "the quality job labelled no prediction"
+            time.sleep(1)
     finally:
         children |= _children(up.pid)
         up.send_signal(signal.SIGINT)
@@ -100,3 +107,18 @@ def test_churn_up_runs_the_stack_and_one_sigint_stops_everything(tmp_path: Path)
     assert not [pid for pid in children if _alive(pid)], output
     assert not port_open("127.0.0.1", kafka_port)
     assert not port_open("127.0.0.1", web_port)
+    assert not port_open("127.0.0.1", quality_port)
+
+
+def _labelled(port: int) -> float:
+    """``churn_labelled_predictions_total`` of the quality job on ``port`` (0 while it does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("churn_labelled_predictions_total")
+    )

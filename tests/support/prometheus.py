@@ -64,6 +64,7 @@ class PrometheusServer:
         api_targets: Sequence[str] = (),
         *,
         lag_exporter_targets: Sequence[str] = (),
+        quality_targets: Sequence[str] = (),
         scrape_interval: str = "1s",
         rule_files: Sequence[Path] | None = (prometheus_config.ALERTS_FILE,),
         binary: str | None = None,
@@ -77,6 +78,7 @@ class PrometheusServer:
             scorer_targets,
             api_targets,
             lag_exporter_targets=lag_exporter_targets,
+            quality_targets=quality_targets,
             scrape_interval=scrape_interval,
             rule_files=rule_files,
         )

@@ -46,6 +46,12 @@ REQUIRED_PANELS = {
     "Memory (RSS) per instance": "process_resident_memory_bytes",
     "CPU per instance": "process_cpu_seconds_total",
     "Consumer group lag (broker view)": "kafka_consumergroup_lag",
+    "Live ROC AUC vs training": "churn_live_roc_auc",
+    "Live precision and recall": "churn_live_recall",
+    "Live Brier score": "churn_live_brier",
+    "Calibration: observed churn rate by predicted bucket": "churn_live_calibration_observed",
+    "Labelled predictions": "churn_live_labelled",
+    "Label delay": "churn_label_delay_seconds_bucket",
 }
 
 #: Alert name -> (severity, a series its expression must use): every alert the rules promise.
@@ -61,6 +67,8 @@ REQUIRED_ALERTS = {
     "ChurnScoringPaused": ("critical", "churn_scoring_paused"),
     "ChurnConsumerGroupLagGrowing": ("warning", "kafka_consumergroup_lag"),
     "ChurnLagExporterDown": ("warning", "up"),
+    "ChurnLiveRocAucBelowTraining": ("warning", "churn_live_roc_auc"),
+    "ChurnQualityJobDown": ("warning", "up"),
 }
 
 

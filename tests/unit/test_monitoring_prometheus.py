@@ -1,7 +1,7 @@
 """A real Prometheus scrapes the real metric definitions and runs every dashboard and alert query.
 
-A tiny exporter serves ScorerMetrics and ApiMetrics (monitoring/metrics.py) the way the
-scorer and the API do, with a background thread feeding them a steady stream of
+Tiny exporters serve ScorerMetrics, ApiMetrics and QualityMetrics (monitoring/metrics.py) the
+way the scorer, the API and the quality job do, with a background thread feeding them a steady stream of
 observations; both registries carry the process and GC collectors, as in the real
 components. A third exporter serves the Kafka lag exporter's series under the names and
 labels of danielqsj/kafka-exporter (``promql.LAG_EXPORTER_SERIES``): that Go binary cannot
@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from devstack.ports import free_port
 from monitoring import promql
-from monitoring.metrics import ApiMetrics, ScorerMetrics, set_model_info
+from monitoring.metrics import ApiMetrics, QualityMetrics, ScorerMetrics, set_model_info
 from tests.support.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +39,7 @@ ALERTS = ROOT / "monitoring" / "alerts.yml"
 
 #: What the fed data must trigger (pending or firing) and what it must not.
 EXPECTED_ACTIVE = {
+    "ChurnLiveRocAucBelowTraining",
     "ChurnDeadLetterRateHigh",
     "ChurnApiErrorRateHigh",
     "ChurnPredictionDrift",
@@ -56,6 +57,7 @@ EXPECTED_QUIET = {
     "ChurnScorerDown",
     "ChurnScorerAbsent",
     "ChurnApiDown",
+    "ChurnQualityJobDown",
 }
 
 
@@ -83,10 +85,41 @@ class Exporters:
     scorer: ScorerMetrics
     api: ApiMetrics
     lag_exporter: LagExporter
+    quality: QualityMetrics
     scorer_target: str
     api_target: str
     lag_exporter_target: str
+    quality_target: str
     predictions: int = 0
+
+
+def feed_quality(q: QualityMetrics, rng: random.Random) -> None:
+    """A champion whose live ROC AUC (0.70) fell below training (0.84) minus the margin, and a
+    challenger doing fine; every live-quality series, as `churn quality` exports them."""
+    q.alert_margin.set(0.05)
+    q.alert_min_labelled.set(500)
+    for version, role, auc in (("v1", "champion", 0.70), ("v2", "challenger", 0.83)):
+        labels = {"model_version": version, "role": role}
+        q.training_roc_auc.labels(model_version=version).set(0.84)
+        q.live_roc_auc.labels(**labels).set(auc)
+        q.live_precision.labels(**labels).set(0.55)
+        q.live_recall.labels(**labels).set(0.61)
+        q.live_brier.labels(**labels).set(0.16)
+        q.live_labelled.labels(**labels).set(1000)
+        for i in range(1, 11):
+            bucket = f"{i / 10:.1f}"
+            q.live_calibration_predicted.labels(**labels, bucket=bucket).set(i / 10 - 0.05)
+            q.live_calibration_observed.labels(**labels, bucket=bucket).set(max(i / 10 - 0.1, 0.0))
+    q.predictions_tracked.set(1200)
+    q.outcomes_pending.set(30)
+    q.ready.set(1)
+    for labels in (
+        {"model_version": "v1", "role": "champion"},
+        {"model_version": "v2", "role": "challenger"},
+    ):
+        q.labelled_predictions.labels(**labels).inc(5)
+        q.label_delay.labels(**labels).observe(rng.uniform(1.0, 20.0))
+    q.outcomes_unmatched.inc()
 
 
 def feed(ex: Exporters, stop: threading.Event) -> None:
@@ -105,6 +138,7 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
     s.consumer_lag.labels(topic="customer-events", partition="0").set(3)
     s.consumer_lag.labels(topic="customer-events", partition="1").set(5)
     while not stop.wait(0.05):
+        feed_quality(ex.quality, rng)
         batch = 10
         s.events_consumed.labels(topic="customer-events").inc(batch)
         s.dead_letters.labels(error_type="validation").inc(1)
@@ -129,14 +163,15 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
 @pytest.fixture(scope="module")
 def exporters() -> Iterator[Exporters]:
     scorer, api, lag_exporter = ScorerMetrics.create(), ApiMetrics.create(), LagExporter.create()
+    quality = QualityMetrics.create()
     servers = []
     targets = []
-    for registry in (scorer.registry, api.registry, lag_exporter.registry):
+    for registry in (scorer.registry, api.registry, lag_exporter.registry, quality.registry):
         port = free_port()
         server, _thread = start_http_server(port, addr="127.0.0.1", registry=registry)
         servers.append(server)
         targets.append(f"127.0.0.1:{port}")
-    ex = Exporters(scorer, api, lag_exporter, *targets)
+    ex = Exporters(scorer, api, lag_exporter, quality, *targets[:3], targets[3])
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(ex, stop), daemon=True)
     feeder.start()
@@ -157,6 +192,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, exporters: Exporters) -
         [exporters.scorer_target],
         [exporters.api_target],
         lag_exporter_targets=[exporters.lag_exporter_target],
+        quality_targets=[exporters.quality_target],
     ) as prom:
         prom.wait_until_scraped()
         # A refused model reload after the first scrape, so `increase()` sees the counter move.

@@ -7,7 +7,9 @@ import gzip
 import httpx
 import pytest
 
-from monitoring.metrics import ScorerMetrics
+from monitoring.metrics import QualityMetrics, ScorerMetrics
+from scorer.quality_job import CONDITIONS as QUALITY_CONDITIONS
+from scorer.quality_job import RECOVERY
 from scorer.readiness import ASSIGNMENT, BROKER, CONDITIONS, DELIVERY, MODEL, STALL, Readiness
 from scorer.web import ScorerWebServer
 
@@ -132,3 +134,27 @@ def test_web_server_answers_metrics_and_health() -> None:
             assert client.get("/nope").status_code == 404
     finally:
         server.shutdown()
+
+
+def test_a_process_can_bring_its_own_conditions() -> None:
+    """The quality job's readiness: its own conditions, both false at start, its own gauges."""
+    metrics = QualityMetrics.create()
+    readiness = Readiness(
+        metrics.ready,
+        metrics.condition,
+        conditions=QUALITY_CONDITIONS,
+        initially_failing={ASSIGNMENT: "none yet", RECOVERY: "recovering"},
+        name="quality job",
+    )
+    assert readiness.verdict().failing == {ASSIGNMENT: "none yet", RECOVERY: "recovering"}
+    assert metrics.registry.get_sample_value("churn_quality_condition", {"condition": RECOVERY}) == 0
+    with pytest.raises(ValueError, match="unknown readiness condition"):
+        readiness.set(MODEL, True)  # a scorer condition, not this process's
+    readiness.set(ASSIGNMENT, True)
+    readiness.set(RECOVERY, True)
+    assert readiness.ready
+    assert metrics.registry.get_sample_value("churn_quality_ready") == 1
+    with pytest.raises(ValueError, match="not among"):
+        Readiness(
+            metrics.ready, metrics.condition, conditions=(RECOVERY,), initially_failing={ASSIGNMENT: "x"}
+        )
