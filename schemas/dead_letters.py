@@ -166,6 +166,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _utf8(text: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate (from a message quoting odd input) becomes "?"."""
+    return text.encode("utf-8", "replace")
+
+
 #: Header names of a replayed record (``churn dlq replay``), copied onto its next dead letter.
 REPLAY_COUNT: Final = "replay_count"
 REPLAYED_FROM: Final = "replayed_from"
@@ -200,27 +205,27 @@ class DeadLetter(BaseModel):
     def headers(self) -> list[tuple[str, bytes]]:
         """Kafka headers for the dead-letter record (values are UTF-8 text)."""
         headers = [
-            ("error_type", self.error_type.encode()),
-            ("error_message", self.error_message.encode()),
-            ("source_topic", self.source_topic.encode()),
+            ("error_type", _utf8(self.error_type)),
+            ("error_message", _utf8(self.error_message)),
+            ("source_topic", _utf8(self.source_topic)),
             ("source_partition", str(self.source_partition).encode()),
             ("source_offset", str(self.source_offset).encode()),
             ("failed_at", self.failed_at.isoformat().encode()),
         ]
         if self.exception_class is not None:
-            headers.append(("exception_class", self.exception_class.encode()))
+            headers.append(("exception_class", _utf8(self.exception_class)))
         if self.truncated:
             headers.append(("truncated", b"true"))
             headers.append(("original_size", str(self.original_size).encode()))
-            headers.append(("original_sha256", str(self.original_sha256).encode()))
+            headers.append(("original_sha256", _utf8(str(self.original_sha256))))
         if self.key_truncated:
             headers.append(("key_truncated", b"true"))
             headers.append(("original_key_size", str(self.original_key_size).encode()))
-            headers.append(("original_key_sha256", str(self.original_key_sha256).encode()))
+            headers.append(("original_key_sha256", _utf8(str(self.original_key_sha256))))
         if self.replay_count is not None:
             headers.append((REPLAY_COUNT, str(self.replay_count).encode()))
         if self.replayed_from is not None:
-            headers.append((REPLAYED_FROM, self.replayed_from.encode()))
+            headers.append((REPLAYED_FROM, _utf8(self.replayed_from)))
         return headers
 
     @classmethod

@@ -117,6 +117,17 @@ def test_an_unexpected_exception_dead_letters_only_its_record_and_is_logged_once
     assert lines[0].exc_info is not None  # the traceback, to find the bug
 
 
+def test_an_exception_message_that_is_not_utf8_still_makes_a_dead_letter(
+    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float]
+) -> None:
+    def quotes_a_lone_surrogate(obj: dict[str, Any]) -> Any:
+        raise ValueError("bad input \ud800 here")
+
+    monkeypatch.setattr(batch, "_model_validate", quotes_a_lone_surrogate)
+    result = score_batch(_records([b'{"odd": 1}']), FakeModel(), LIMITS)
+    assert dict(result.dead_letters[0].headers)["error_message"] == b"ValueError: bad input ? here"
+
+
 def test_a_resource_error_while_decoding_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
     def out_of_memory(obj: dict[str, Any]) -> Any:
         raise MemoryError
