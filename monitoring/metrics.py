@@ -92,6 +92,8 @@ class ScorerMetrics(ModelMetrics):
     broker_up: Gauge
     scorer_ready: Gauge
     scorer_condition: Gauge
+    partition_stalled: Gauge
+    stall_recoveries: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -154,6 +156,18 @@ class ScorerMetrics(ModelMetrics):
                 "churn_scorer_condition",
                 "1 while a readiness condition holds: model, assignment, broker, delivery, scoring, stall.",
                 ["condition"],
+                registry=reg,
+            ),
+            partition_stalled=Gauge(
+                "churn_partition_stalled",
+                "1 while an assigned partition's position has not moved for CHURN_STALL_AFTER_S with lag.",
+                ["topic", "partition"],
+                registry=reg,
+            ),
+            stall_recoveries=Counter(
+                "churn_stall_recoveries",
+                "Recovery steps taken for a stalled partition, by action (seek, recreate, fetch_wait).",
+                ["topic", "partition", "action"],
                 registry=reg,
             ),
         )
