@@ -43,6 +43,8 @@ REQUIRED_PANELS = {
     "API latency": "churn_api_request_latency_seconds_bucket",
     "API error rate": "churn_api_requests_total",
     "Broker reachable": "churn_broker_up",
+    "Stalled partitions": "churn_partition_stalled",
+    "Stall recoveries": "churn_stall_recoveries_total",
     "Memory (RSS) per instance": "process_resident_memory_bytes",
     "CPU per instance": "process_cpu_seconds_total",
     "Consumer group lag (broker view)": "kafka_consumergroup_lag",
@@ -57,6 +59,7 @@ REQUIRED_ALERTS = {
     "ChurnConsumerLagGrowing": ("warning", "churn_consumer_lag"),
     "ChurnApiErrorRateHigh": ("critical", "churn_api_requests_total"),
     "ChurnBrokerDown": ("critical", "churn_broker_up"),
+    "ChurnPartitionStalled": ("critical", "churn_partition_stalled"),
     "ChurnConsumerGroupLagGrowing": ("warning", "kafka_consumergroup_lag"),
     "ChurnLagExporterDown": ("warning", "up"),
 }
