@@ -17,7 +17,8 @@ they own, their positions and the broker's high watermarks; the detector
 - logs one WARNING when a partition stalls and one INFO when it moves again;
 - tells its owner whenever the set of stalled partitions changes (readiness ``stall``);
 - says when a recovery step is due: at detection, then after every further
-  ``stall_after_s`` without progress. What a step does (seek, re-create the consumer,
+  ``stall_after_s`` without progress; a partition that stalls again soon after it
+  recovered carries on up the ladder. What a step does (seek, re-create the consumer,
   raise the fetch wait) is the engine's; :meth:`StallDetector.step_taken` counts it in
   ``churn_stall_recoveries_total{topic,partition,action}``. :class:`FetchWaitLadder`
   holds the fetch wait that the steps raise.
@@ -41,6 +42,10 @@ from prometheus_client import Counter, Gauge
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+
+#: A partition that stalls again within this many windows of recovering relapsed: its next
+#: step follows on from the last episode's instead of starting over.
+RELAPSE_WINDOWS = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class _Watch:
     stalled: bool = False
     steps: int = 0
     step_at: float = 0.0
+    ended_at: float | None = None  # when the last stall episode ended
+    ended_steps: int = 0  # the steps that episode had taken
 
 
 class StallDetector:
@@ -133,7 +140,14 @@ class StallDetector:
                 continue
             if not watch.stalled:
                 if now - watch.moved_at >= self.stall_after_s:
-                    watch.stalled, watch.steps, watch.step_at = True, 0, now
+                    # A relapse soon after an episode ended goes on up its ladder: the step
+                    # that seemed to help did not last.
+                    relapse = (
+                        watch.ended_at is not None
+                        and now - watch.ended_at <= RELAPSE_WINDOWS * self.stall_after_s
+                    )
+                    watch.stalled, watch.step_at = True, now
+                    watch.steps = watch.ended_steps if relapse else 0
                     self._set_gauge(tp, 1)
                     log.warning(
                         "partition %s[%d] stalled: position %d has not moved for %.0f s while the "
@@ -221,6 +235,7 @@ class StallDetector:
             now - watch.moved_at,
             watch.steps,
         )
+        watch.ended_at, watch.ended_steps = now, watch.steps
         watch.stalled, watch.steps = False, 0
         self._set_gauge(tp, 0)
 

@@ -246,12 +246,15 @@ class FaustEngine:
                 "still stalled: %s; the fetcher now waits up to %d ms (was %d)", names, wait, previous
             )
             self.stalls.took(plan.escalate, "fetch_wait")
-        else:
+            return
+        if wait is None:
             log.warning(
                 "still stalled: %s; the fetch wait is at its cap (%d ms): seeking again", names, previous
             )
-            await self._seek(plan.escalate, positions)
-            self.stalls.took(plan.escalate, "seek")
+        else:  # no running fetcher to raise (the consumer is restarting): it starts with the new wait
+            log.warning("still stalled: %s; no running fetcher to raise: seeking again", names)
+        await self._seek(plan.escalate, positions)
+        self.stalls.took(plan.escalate, "seek")
 
     async def _seek(self, tps: list[TP], positions: dict[TP, int]) -> None:
         """Seek the fetcher of ``tps`` to its position: what the stream already holds is not read twice."""

@@ -141,10 +141,27 @@ def test_moving_again_clears_the_stall_and_says_so(caplog: pytest.LogCaptureFixt
     assert changes == [{TP0}, set()]
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any("events[0] moves again (position 1)" in m and "1 recovery steps" in m for m in info)
-    # A later stall is a new episode: warned again, steps from 0.
-    said = _run(detector, clock, 22.0, position=1, high=60_000)
+    # A stall long after is a new episode: warned again, steps from 0.
+    for _ in range(40):
+        clock.now += 2.0
+        detector.observe([TP0], {TP0: 10 * int(clock.now)}, {TP0: 10 * int(clock.now) + 5})
+    position = 10 * int(clock.now)
+    said = _run(detector, clock, 22.0, position=position, high=position + 60_000)
     assert [TP0] in said
+    assert detector.steps(TP0) == 0
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
+
+
+def test_a_relapse_soon_after_recovering_goes_on_up_the_ladder() -> None:
+    detector, _, clock, _ = _detector(after=20.0)
+    _run(detector, clock, 22.0, position=0, high=50_000)
+    detector.step_taken([TP0], "seek")  # the seek seems to help...
+    clock.now += 2.0
+    detector.observe([TP0], {TP0: 600}, {TP0: 50_000})
+    assert detector.stalled() == {}
+    said = _run(detector, clock, 22.0, position=600, high=52_000)  # ...but 20 s later it is stuck again
+    assert [TP0] in said
+    assert detector.steps(TP0) == 1  # the next step escalates rather than seeking again
 
 
 def test_a_creeping_partition_stays_stalled_until_it_moves_a_batch() -> None:
