@@ -248,19 +248,61 @@ class StallDetector:
 
 
 class FetchWaitLadder:
-    """The fetch wait a consumer uses now, raised ``factor`` times per recovery step up to ``cap_ms``."""
+    """The fetch wait a consumer uses now, raised ``factor`` times per step up to ``cap_ms``.
 
-    def __init__(self, initial_ms: int, cap_ms: int, factor: int = 4) -> None:
+    ``gauge`` (``churn_fetch_wait_ms``) shows the current wait.
+    """
+
+    def __init__(self, initial_ms: int, cap_ms: int, factor: int = 4, gauge: Gauge | None = None) -> None:
         self.current = initial_ms
         self.cap_ms = cap_ms
         self.factor = factor
+        self._gauge = gauge
+        if gauge is not None:
+            gauge.set(initial_ms)
 
     def raise_wait(self) -> int | None:
         """The next, longer wait (now current); None when the cap is reached."""
         if self.current >= self.cap_ms:
             return None
         self.current = min(self.cap_ms, self.current * self.factor)
+        if self._gauge is not None:
+            self._gauge.set(self.current)
         return self.current
+
+
+class LookupWatch:
+    """Says when the fetch wait should go up before the broker's partition lookups outgrow it.
+
+    A fetch is served partition by partition, each within what is left of its wait. On the
+    embedded broker finding a partition's data takes time that grows with the batches it
+    holds, and a watermark query (ListOffsets) pays the same lookup: how long the scorer's
+    periodic queries take per partition is a direct measure of it. When, for ``rounds``
+    rounds in a row, ``partitions x (lookup - baseline)`` exceeds ``share`` of the fetch
+    wait and the lookup is at least twice the baseline, a fetch can no longer serve every
+    partition in time: the wait should go up now, not after the partitions have stalled.
+    The baseline is the fastest lookup seen (round trip and fixed costs): on Apache Kafka,
+    whose lookups do not grow with the partition, this does not fire; a few milliseconds
+    of jitter on a slow link do not double a lookup.
+    """
+
+    def __init__(self, rounds: int = 3, share: float = 0.5) -> None:
+        self.rounds = rounds
+        self.share = share
+        self.baseline_s: float | None = None
+        self._streak = 0
+
+    def observe(self, lookup_s: float, partitions: int, wait_ms: int) -> bool:
+        """One round's lookup time per partition; True when the wait should go up now."""
+        if self.baseline_s is None or lookup_s < self.baseline_s:
+            self.baseline_s = lookup_s
+        needed_ms = 1000 * partitions * (lookup_s - self.baseline_s)
+        grown = needed_ms > self.share * wait_ms and lookup_s >= 2 * self.baseline_s
+        self._streak = self._streak + 1 if grown else 0
+        if self._streak >= self.rounds:
+            self._streak = 0
+            return True
+        return False
 
 
 def describe(stalls: Mapping[TP, Stall], now: float) -> str:

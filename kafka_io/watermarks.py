@@ -8,7 +8,10 @@ with a client of its own, so that the consuming loop never waits for it and a
 consumer being re-created cannot pull a client from under it. On the embedded
 broker every such request lists all record batches of the partition (its cost
 grows with the partition), so it runs every ``interval_s`` (``lag_query_interval_s``),
-never per batch; each round's duration is logged at DEBUG.
+never per batch. How long a round took per partition is kept for the caller
+(:meth:`WatermarkPoller.lookups`): on the embedded broker it measures how long the
+broker takes to find a partition's data, which the fetch wait must leave room for
+(:class:`kafka_io.stall.LookupWatch`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class WatermarkPoller:
         self._lock = threading.Lock()
         self._wanted: frozenset[TP] = frozenset()
         self._marks: dict[TP, tuple[int, int]] = {}
+        self._lookups: list[tuple[float, int]] = []  # (seconds per partition, partitions) per round
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,6 +66,12 @@ class WatermarkPoller:
         """The last ``(low, high)`` the broker gave for each watched partition."""
         with self._lock:
             return dict(self._marks)
+
+    def lookups(self) -> list[tuple[float, int]]:
+        """``(seconds per partition, partitions)`` of each complete round since the last call."""
+        with self._lock:
+            rounds, self._lookups = self._lookups, []
+            return rounds
 
     def start(self) -> WatermarkPoller:
         self._thread = threading.Thread(target=self._run, name="watermarks", daemon=True)
@@ -104,11 +114,12 @@ class WatermarkPoller:
         if self._failing_since is not None:
             log.info("watermark queries answer again after %.0f s", time.monotonic() - self._failing_since)
             self._failing_since = None
+        seconds = time.perf_counter() - started
         with self._lock:
             self._marks.update({tp: marks for tp, marks in fresh.items() if tp in self._wanted})
-        log.debug(
-            "watermarks of %d partitions in %.1f ms", len(fresh), 1000 * (time.perf_counter() - started)
-        )
+            if fresh:
+                self._lookups = [*self._lookups[-9:], (seconds / len(fresh), len(fresh))]
+        log.debug("watermarks of %d partitions in %.1f ms", len(fresh), 1000 * seconds)
 
     def _failed(self, exc: KafkaException) -> None:
         # The broker watch reports an unreachable broker; one line per outage is enough here.

@@ -94,6 +94,7 @@ class ScorerMetrics(ModelMetrics):
     scorer_condition: Gauge
     partition_stalled: Gauge
     stall_recoveries: Counter
+    fetch_wait: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -168,6 +169,11 @@ class ScorerMetrics(ModelMetrics):
                 "churn_stall_recoveries",
                 "Recovery steps taken for a stalled partition, by action (seek, recreate, fetch_wait).",
                 ["topic", "partition", "action"],
+                registry=reg,
+            ),
+            fetch_wait=Gauge(
+                "churn_fetch_wait_ms",
+                "How long the scorer's fetches may wait for data now (raised on stalls and ahead of them).",
                 registry=reg,
             ),
         )

@@ -18,7 +18,8 @@ aiokafka's ``end_offsets`` every ``lag_query_interval_s`` or from the last fetch
 response, whichever is newer, minus the fetch position) and hands the same figures
 to a :class:`scorer.stalls.StallGuard`; a stalled partition's fetcher is sought back
 to its position, and if that does not get it moving the running fetcher's wait is
-raised (:meth:`FaustEngine._recover`).
+raised (:meth:`FaustEngine._recover`) — ahead of a stall too, once the broker's
+partition lookups (timed on the ``end_offsets`` queries) outgrow the wait.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import asyncio
 import gc
 import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +223,7 @@ class FaustEngine:
         if not assigned:
             self._fresh_highs = {}
             return
+        started = time.perf_counter()
         try:
             answer = await asyncio.wait_for(
                 self.app.consumer.highwaters(*(FaustTP(t, p) for t, p in assigned)), timeout=10
@@ -229,6 +232,10 @@ class FaustEngine:
             log.debug("high watermark query failed: %s", exc)
             return
         self._fresh_highs = {(tp.topic, tp.partition): int(high) for tp, high in answer.items()}
+        per_partition = (time.perf_counter() - started) / len(assigned)
+        wait = self.stalls.ahead([(per_partition, len(assigned))])
+        if wait is not None and not self.fetch_wait.raise_to(wait):
+            log.info("no running fetcher to raise: the consumer starts with %d ms", wait)
 
     async def _recover(self, plan: Plan, positions: dict[TP, int]) -> None:
         """One recovery step per stalled partition due (see :mod:`scorer.stalls`)."""

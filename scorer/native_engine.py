@@ -30,7 +30,9 @@ high watermark, from :class:`kafka_io.watermarks.WatermarkPoller` or the client'
 cache, whichever is newer, minus the position) and hands the same figures to its
 :class:`scorer.stalls.StallGuard`; a stalled partition is sought back to its committed
 offset, and if that does not get it moving the consumer is closed and re-created with a
-longer fetch wait (:meth:`NativeEngine._recover`).
+longer fetch wait (:meth:`NativeEngine._recover`). The consumer is re-created with a
+longer wait ahead of a stall, too, once the broker's partition lookups outgrow the wait
+(:meth:`scorer.stalls.StallGuard.ahead`).
 """
 
 from __future__ import annotations
@@ -313,6 +315,10 @@ class NativeEngine:
             self.lag.report({})
             return  # between a re-creation and its assignment the stall episodes wait
         assigned = sorted(self._assigned)
+        wait = self.stalls.ahead(self.watermarks.lookups())
+        if wait is not None:
+            self._recreate_consumer(wait)
+            return
         if self._ask_committed:
             self._read_committed(sorted(self._ask_committed))
         try:

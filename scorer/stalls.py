@@ -26,7 +26,9 @@ The steps escalate per stall episode; the engine carries them out:
 
 A longer wait is what gets a partition of the embedded broker moving again
 (docs/streaming.md); seeking and re-joining are what help against client-side causes
-on Apache Kafka.
+on Apache Kafka. The guard also raises the wait *ahead* of a stall (:meth:`StallGuard.ahead`):
+when the broker's partition lookups, timed on the watermark queries, no longer leave a
+fetch the time to serve every assigned partition (:class:`kafka_io.stall.LookupWatch`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from config.settings import Settings
-from kafka_io.stall import TP, FetchWaitLadder, Stall, StallDetector, describe
+from kafka_io.stall import TP, FetchWaitLadder, LookupWatch, Stall, StallDetector, describe
 from monitoring.metrics import ScorerMetrics
 from scorer.readiness import BROKER, DELIVERY, SCORING, STALL, Readiness
 
@@ -71,7 +73,10 @@ class StallGuard:
     ) -> None:
         self.readiness = readiness
         self._clock = clock
-        self.fetch_wait = FetchWaitLadder(initial_wait_ms, settings.stall_max_fetch_wait_ms)
+        self.fetch_wait = FetchWaitLadder(
+            initial_wait_ms, settings.stall_max_fetch_wait_ms, gauge=metrics.fetch_wait
+        )
+        self.lookups = LookupWatch()
         self.detector = StallDetector(
             metrics.partition_stalled,
             metrics.stall_recoveries,
@@ -89,6 +94,28 @@ class StallGuard:
             return Plan()
         steps = self.detector.steps
         return Plan(seek=[tp for tp in due if steps(tp) == 0], escalate=[tp for tp in due if steps(tp) > 0])
+
+    def ahead(self, lookups: Iterable[tuple[float, int]]) -> int | None:
+        """A longer fetch wait to use now, or None: ``lookups`` are ``(seconds per partition,
+        partitions)`` of the watermark query rounds since the last call."""
+        for seconds, partitions in lookups:
+            if not self.lookups.observe(seconds, partitions, self.fetch_wait.current):
+                continue
+            previous = self.fetch_wait.current
+            wait = self.fetch_wait.raise_wait()
+            if wait is None:
+                return None
+            log.warning(
+                "the broker takes %.1f ms to look up a partition (%.1f ms at first) and a fetch serves %d: "
+                "raising the fetch wait to %d ms (was %d) before it runs out",
+                1000 * seconds,
+                1000 * (self.lookups.baseline_s or 0.0),
+                partitions,
+                wait,
+                previous,
+            )
+            return wait
+        return None
 
     def took(self, tps: Iterable[TP], action: str) -> None:
         """Count a recovery step ``action`` taken for ``tps``."""

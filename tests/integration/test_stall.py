@@ -106,7 +106,9 @@ def test_a_stalled_partition_is_detected_reported_and_recovered_without_loss(
         {
             f"CHURN_SCORER_{engine.upper()}_FETCH_WAIT_MS": "2",
             "CHURN_STALL_AFTER_S": str(STALL_AFTER_S),
-            "CHURN_LAG_QUERY_INTERVAL_S": "2",
+            # Watermark queries at assignments only: the raise ahead of a stall, which times
+            # them, needs three rounds and would beat the stall to it (the next test).
+            "CHURN_LAG_QUERY_INTERVAL_S": "120",
         }
     )
     scorer = ScorerProcess(env, tmp_path / "scorer.log", engine=engine)
@@ -167,3 +169,41 @@ def _wait_for(condition: object, timeout: float, poll_s: float = 0.5) -> float:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout:.0f} s")
         time.sleep(poll_s)
+
+
+@pytest.mark.parametrize("engine", ["native", "faust"])
+def test_the_fetch_wait_goes_up_before_a_stall_once_lookups_outgrow_it(
+    engine: str,
+    kafka: KafkaTools,
+    kafka_bootstrap: str,
+    model_store: Path,
+    long_partition: tuple[str, list[str]],
+    tmp_path: Path,
+) -> None:
+    """Timed watermark queries show the broker needs longer to find the long partition's data
+    than the wait leaves: the wait goes up ahead of any stall verdict, and everything is read."""
+    topic, event_ids = long_partition
+    topics = {"events": topic, "predictions": kafka.unique("predictions"), "dlq": kafka.unique("dlq")}
+    kafka.create_topics([topics["predictions"], topics["dlq"]], partitions=4)
+    env = scorer_env(kafka_bootstrap, model_store, topics, kafka.unique("scorer"))
+    env.update(
+        {
+            f"CHURN_SCORER_{engine.upper()}_FETCH_WAIT_MS": "2",
+            "CHURN_STALL_AFTER_S": "600",  # no stall verdict within this test
+            "CHURN_LAG_QUERY_INTERVAL_S": "1",
+        }
+    )
+    scorer = ScorerProcess(env, tmp_path / "scorer.log", engine=engine)
+    try:
+        scorer.wait_ready(timeout=90)
+        assert scorer.metric("churn_fetch_wait_ms") == 2
+        _wait_for(lambda: scorer.metric("churn_fetch_wait_ms") > 2, 60)
+        _wait_for(lambda: scorer.consumed() >= len(event_ids), 180)
+        assert scorer.metric("churn_partition_stalled") == 0
+        assert scorer.metric("churn_stall_recoveries_total") == 0
+        log = scorer.log_path.read_text(errors="replace")
+        assert "to look up a partition" in log
+        assert "before it runs out" in log
+        assert "stalled: position" not in log
+    finally:
+        scorer.stop(timeout=30)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from config.settings import Settings
-from kafka_io.stall import FetchWaitLadder, StallDetector
+from kafka_io.stall import FetchWaitLadder, LookupWatch, StallDetector
 from monitoring.metrics import ScorerMetrics
 from scorer.readiness import ASSIGNMENT, BROKER, DELIVERY, SCORING, STALL, Readiness
 from scorer.stalls import StallGuard
@@ -312,3 +312,37 @@ def test_guard_judges_no_stall_while_another_condition_explains_it(condition: st
         clock.now += 2.0
         plans.append(guard.check([TP0], {TP0: 0}, {TP0: 100}))
     assert [plan.seek for plan in plans if plan] == [[TP0]]
+
+
+# --- ahead of a stall: the broker's partition lookups against the fetch wait -----------------
+
+
+def test_lookup_watch_fires_after_rounds_in_a_row_above_half_the_wait() -> None:
+    watch = LookupWatch(rounds=3, share=0.5)
+    assert not watch.observe(0.001, 4, 25)  # the baseline: 1 ms per partition
+    assert not watch.observe(0.003, 4, 25)  # 4 x 2 ms = 8 ms <= 12.5
+    assert not watch.observe(0.005, 4, 25)  # 16 ms > 12.5: 1
+    assert not watch.observe(0.006, 4, 25)  # 2
+    assert not watch.observe(0.002, 4, 25)  # back under: the streak restarts
+    assert not watch.observe(0.006, 4, 25)
+    assert not watch.observe(0.006, 4, 25)
+    assert watch.observe(0.006, 4, 25)  # third in a row
+    assert not watch.observe(0.006, 4, 100)  # 20 ms <= 50 with the raised wait
+
+
+def test_lookup_watch_never_fires_when_lookups_do_not_grow() -> None:
+    watch = LookupWatch()
+    for i in range(200):  # a far broker: 40 ms round trips, up to 5 ms of jitter, 50 partitions
+        assert not watch.observe(0.040 + 0.001 * (i % 6), 50, 25)
+
+
+def test_guard_raises_the_wait_ahead_of_a_stall_and_shows_it() -> None:
+    guard, _, metrics, _ = _guard()
+    assert metrics.registry.get_sample_value("churn_fetch_wait_ms") == 25
+    assert guard.ahead([(0.001, 4), (0.002, 4)]) is None
+    assert guard.ahead([(0.006, 4), (0.006, 4)]) is None
+    assert guard.ahead([(0.006, 4)]) == 100
+    assert guard.fetch_wait.current == 100
+    assert metrics.registry.get_sample_value("churn_fetch_wait_ms") == 100
+    assert guard.ahead([(0.05, 4)] * 3) == 400  # the cap of this guard
+    assert guard.ahead([(0.5, 4)] * 3) is None
