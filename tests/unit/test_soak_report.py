@@ -47,7 +47,9 @@ def test_verdicts_follow_the_quality_bar() -> None:
 
 def test_report_has_a_row_per_engine_and_a_timeline(tmp_path: Path) -> None:
     plan = SoakPlan(engines=["native"], rate=1000, minutes=1)
-    report = SoakReport(plan, [_result(recoveries={"seek": 2.0})], "test machine", "embedded", "now", "defaults")
+    report = SoakReport(
+        plan, [_result(recoveries={"seek": 2.0})], "test machine", "embedded", "now", "defaults"
+    )
     text = render_report(report)
     row = next(line for line in text.splitlines() if line.startswith("| native |"))
     assert "| 60,000 | 60,000 | 0 | 0 |" in row
