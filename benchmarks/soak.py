@@ -116,6 +116,7 @@ class SoakResult:
     p50_ms: float | None = None
     p99_ms: float | None = None
     broker_cpu: float | None = None  # share of one core the embedded broker used during the load
+    fetch_wait_ms: float | None = None  # the scorer's fetch wait at the end (churn_fetch_wait_ms)
     samples: list[Sample] = field(default_factory=list)
 
     @property
@@ -197,7 +198,7 @@ def shaping(settings: Settings) -> str:
     """The settings that shape a soak, as a sentence for the report."""
     return (
         f"fetch wait native {settings.scorer_native_fetch_wait_ms} ms / Faust "
-        f"{settings.scorer_faust_fetch_wait_ms} ms (raised on a stall up to "
+        f"{settings.scorer_faust_fetch_wait_ms} ms (raised when needed up to "
         f"{settings.stall_max_fetch_wait_ms} ms), producer linger {settings.producer_linger_ms:g} ms, "
         f"stall window {settings.stall_after_s:g} s, {settings.topic_partitions} partitions, "
         f"max batch {settings.scorer_max_batch}"
@@ -401,6 +402,9 @@ def _rss(result: SoakResult, plan: SoakPlan) -> None:
 def _finish_metrics(result: SoakResult, scorer: ScorerProcess, latency: _Latency) -> None:
     families = {f.name: f for f in text_string_to_metric_families(scorer.metrics())}
     result.recoveries = _by_label(families, "churn_stall_recoveries", "action")
+    result.fetch_wait_ms = (
+        _total(families, "churn_fetch_wait_ms") if "churn_fetch_wait_ms" in families else None
+    )
     buckets = _buckets(families)
     p50, p99 = quantile(buckets, 0.5), quantile(buckets, 0.99)
     result.p50_ms = None if p50 is None else 1000 * p50
@@ -474,10 +478,11 @@ def render_report(report: SoakReport) -> str:
         f"`churn produce --rate {plan.rate:g}` ({plan.events:,} events, {plan.minutes:g} min) beside "
         f"`churn score`, one engine after the other; {report.settings}.",
         "",
-        "| engine | produced | predicted (distinct) | duplicates | dead letters | max lag (s of traffic) "
-        "| stalls / recovery steps | lag < 1 s of traffic after the producer stopped "
+        "| engine | produced (in s) | predicted (distinct) | duplicates | dead letters "
+        "| max lag (s of traffic) | stalls / recovery steps | fetch wait at the end "
+        "| lag < 1 s of traffic after the producer stopped "
         "| RSS MiB after warm-up → end (growth) | e2e p50 / p99 ms | broker CPU | verdict |",
-        "|---|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---|",
     ]
     for r in report.results:
         steps = ", ".join(f"{action} {count:.0f}" for action, count in sorted(r.recoveries.items())) or "none"
@@ -485,12 +490,24 @@ def render_report(report: SoakReport) -> str:
         failed = [name for name, ok in r.verdicts(plan).items() if not ok]
         cpu = "n/a" if r.broker_cpu is None else f"{r.broker_cpu:.0%}"
         latency = "n/a" if r.p50_ms is None or r.p99_ms is None else f"{r.p50_ms:.0f} / {r.p99_ms:.0f}"
-        lines.append(
-            f"| {r.engine} | {r.produced:,} | {r.predicted:,} | {r.duplicates:,} | {r.dead_letters:,} "
-            f"| {r.max_lag:,} ({r.max_lag / plan.rate:.1f}) | {r.stalls} / {steps} | {drain} "
-            f"| {r.rss_start_mb:.0f} → {r.rss_end_mb:.0f} ({r.rss_growth:+.1%}) | {latency} | {cpu} "
-            f"| {'meets the bar' if not failed else 'FAILS: ' + '; '.join(failed)} |"
-        )
+        wait = "n/a" if r.fetch_wait_ms is None else f"{r.fetch_wait_ms:.0f} ms"
+        verdict = "meets the bar" if not failed else "FAILS: " + "; ".join(failed)
+        cells = [
+            r.engine,
+            f"{r.produced:,} ({r.produce_seconds:.0f})",
+            f"{r.predicted:,}",
+            f"{r.duplicates:,}",
+            f"{r.dead_letters:,}",
+            f"{r.max_lag:,} ({r.max_lag / plan.rate:.1f})",
+            f"{r.stalls} / {steps}",
+            wait,
+            drain,
+            f"{r.rss_start_mb:.0f} → {r.rss_end_mb:.0f} ({r.rss_growth:+.1%})",
+            latency,
+            cpu,
+            verdict,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
         "- Quality bar: every event predicted, no dead letter, the lag (the broker's view: high "

@@ -41,7 +41,7 @@ def command(
     except BenchmarkError as exc:
         fail(str(exc))
     text = soak.render_report(report)
-    console.print(text)
+    console.print(text, soft_wrap=True, markup=False, highlight=False)  # Markdown, as written to the docs
     if docs is not None:
         soak.write_docs(docs, text, plan)
         console.print(f"wrote the soak section of {docs}")

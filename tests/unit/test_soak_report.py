@@ -52,7 +52,7 @@ def test_report_has_a_row_per_engine_and_a_timeline(tmp_path: Path) -> None:
     )
     text = render_report(report)
     row = next(line for line in text.splitlines() if line.startswith("| native |"))
-    assert "| 60,000 | 60,000 | 0 | 0 |" in row
+    assert "| 60,000 (0) | 60,000 | 0 | 0 |" in row
     assert "0 / seek 2" in row
     assert "200 → 204 (+2.0%)" in row
     assert row.endswith("| meets the bar |")
