@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= model-store
 
-.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets
+.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ test: sysdeps lint pytest
 MINUTES ?= 10
 fuzz: install
 	$(BIN)/pytest tests/unit/test_fuzz_batch.py -k fuzz_for_minutes --fuzz-minutes $(MINUTES) -s
+# The long soak of docs/benchmarks.md: 10 minutes at 4,000 events/s beside each engine (~25 min).
+soak: model
+	$(BIN)/churn bench soak --minutes 10 --rate 4000 --engine both --store $(STORE) --write-docs docs/benchmarks.md
 
 # The images' lock files (hashes of every distribution; Python 3.11, any platform).
 # Run after changing dependencies in pyproject.toml; tests/unit/test_packaging.py checks they agree.

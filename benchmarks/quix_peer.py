@@ -49,7 +49,7 @@ def build_quix_app(
             **common,
             "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
             "heartbeat.interval.ms": int(settings.kafka_heartbeat_interval_s * 1000),
-            "fetch.wait.max.ms": settings.kafka_fetch_max_wait_ms,
+            "fetch.wait.max.ms": settings.scorer_native_fetch_wait_ms,  # a librdkafka scorer, as native
         },
         producer_extra_config={**common, "acks": "all", "linger.ms": 1},
         loglevel="WARNING",

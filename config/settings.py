@@ -34,9 +34,10 @@ class Settings(BaseSettings):
     # The embedded broker needs a short session timeout or group joins take ~20 s.
     kafka_session_timeout_s: float = 6.0
     kafka_heartbeat_interval_s: float = 1.0
-    # How long a fetch may wait for data; Tansu holds fetches that long when data trickles in,
-    # so this bounds the consume latency at low rates (Faust itself hard-codes 1500 ms).
-    kafka_fetch_max_wait_ms: int = Field(default=20, ge=1, le=5000)
+    # How long a fetch of the tools that read topics (churn consume, churn dlq replay, audits,
+    # benchmark readers) may wait for data: librdkafka's own default. The scorers have their own
+    # (scorer_*_fetch_wait_ms). See docs/streaming.md on the embedded broker's fetch limit.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=5000)
 
     events_topic: str = "customer-events"
     predictions_topic: str = "churn-predictions"
@@ -111,6 +112,19 @@ class Settings(BaseSettings):
     quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
     # ... and at least this many labelled predictions are in the window.
     quality_alert_min_labelled: int = Field(default=500, ge=1)
+    # How long the native engine's and the Faust worker's fetches may wait for data. On Apache Kafka
+    # a fetch returns as soon as data arrives, so a long wait costs nothing; the embedded broker
+    # holds an empty fetch in rounds, so the wait adds latency when data trickles in, and a short
+    # one makes it return empty partitions for good once they hold many batches (docs/streaming.md).
+    scorer_native_fetch_wait_ms: int = Field(default=25, ge=1, le=5000)
+    scorer_faust_fetch_wait_ms: int = Field(default=25, ge=1, le=5000)
+    # An assigned partition whose position has not moved for this long while it has lag is stalled:
+    # churn_partition_stalled, readiness `stall`, self-healing. Longer than a group rejoin.
+    stall_after_s: float = Field(default=20.0, gt=0)
+    # Self-healing raises the fetch wait x4 per step up to this (docs/streaming.md).
+    stall_max_fetch_wait_ms: int = Field(default=1000, ge=1, le=30000)
+    # How often the scorer asks the broker for its partitions' high watermarks (lag, stalls).
+    lag_query_interval_s: float = Field(default=5.0, gt=0)
 
     # --- API -------------------------------------------------------------------
     api_host: str = "127.0.0.1"
@@ -133,6 +147,9 @@ class Settings(BaseSettings):
 
     # --- producer --------------------------------------------------------------
     producer_rate: float = Field(default=50.0, gt=0)
+    # librdkafka linger.ms of the event producers (churn produce, dlq replay): fewer, larger
+    # batches; the embedded broker's fetch cost grows with the batches a partition holds.
+    producer_linger_ms: float = Field(default=20.0, ge=0, le=1000)
 
     # --- logging ---------------------------------------------------------------
     log_level: str = "INFO"

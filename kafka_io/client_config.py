@@ -74,9 +74,13 @@ def redacted(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def confluent_producer(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """An idempotence-free, fully acknowledged producer (the embedded broker has no transactions)."""
+    """An idempotence-free, fully acknowledged producer (the embedded broker has no transactions).
+
+    ``linger.ms`` is ``producer_linger_ms``; the scorer's delivery sink sets its own (it waits
+    for every batch it produces).
+    """
     config = confluent_common(settings)
-    config.update({"acks": "all", "linger.ms": 5, "enable.idempotence": False})
+    config.update({"acks": "all", "linger.ms": settings.producer_linger_ms, "enable.idempotence": False})
     config.update(extra)
     return config
 

@@ -3,9 +3,9 @@
 Both runtimes feed :class:`LagReporter` with ``{(topic, partition): lag}`` for
 the partitions they own; it sets those series and removes the series of
 partitions that are no longer assigned. Callers decide how to read the numbers
-(confluent-kafka ``get_watermark_offsets(cached=True)`` + ``position`` for the
-native engine; aiokafka ``highwater`` + ``position`` for Faust) and call
-:meth:`due` so the work happens at most every ``interval_s``.
+(the position of their client; the high watermark the broker gives when asked,
+:mod:`kafka_io.watermarks` or aiokafka ``end_offsets``, or the client's cached one,
+whichever is newer) and call :meth:`due` so the work happens at most every ``interval_s``.
 """
 
 from __future__ import annotations
@@ -49,21 +49,25 @@ class LagReporter:
             self._shown.discard((topic, partition))
 
 
-async def faust_lags(app: object, topic: str) -> dict[TopicPartition, int]:
-    """Lag of the Faust worker's assigned partitions of ``topic``: aiokafka highwater minus position.
+async def faust_marks(app: object, topic: str) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """``(positions, high watermarks)`` of the Faust worker's assigned partitions of ``topic``.
 
     aiokafka's position is its fetch position, which runs ahead of the agent by at
-    most the stream buffer (``stream_buffer_maxsize``); partitions whose highwater
-    is not known yet (no fetch response) are left out.
+    most the stream buffer (``stream_buffer_maxsize``); its ``highwater`` comes with
+    every fetch response, empty ones included. Partitions without a known value are
+    left out of that mapping.
     """
     consumer = app.consumer  # type: ignore[attr-defined]
-    lags: dict[TopicPartition, int] = {}
+    positions: dict[TopicPartition, int] = {}
+    highs: dict[TopicPartition, int] = {}
     for tp in consumer.assignment():
         if tp.topic != topic:
             continue
+        key = (tp.topic, tp.partition)
         high = consumer.highwater(tp)
+        if high is not None:
+            highs[key] = int(high)
         position = await consumer.position(tp)
-        if high is None or position is None:
-            continue
-        lags[(tp.topic, tp.partition)] = int(high) - int(position)
-    return lags
+        if position is not None:
+            positions[key] = int(position)
+    return positions, highs

@@ -103,6 +103,9 @@ class ScorerMetrics(ModelMetrics):
     delivery_retries: Counter
     delivery_failing: Gauge
     scoring_paused: Gauge
+    partition_stalled: Gauge
+    stall_recoveries: Counter
+    fetch_wait: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -181,6 +184,23 @@ class ScorerMetrics(ModelMetrics):
             scoring_paused=Gauge(
                 "churn_scoring_paused",
                 "1 while the model-failure breaker has paused consuming (the model fails on most records).",
+                registry=reg,
+            ),
+            partition_stalled=Gauge(
+                "churn_partition_stalled",
+                "1 while an assigned partition's position has not moved for CHURN_STALL_AFTER_S with lag.",
+                ["topic", "partition"],
+                registry=reg,
+            ),
+            stall_recoveries=Counter(
+                "churn_stall_recoveries",
+                "Recovery steps taken for a stalled partition, by action (seek, recreate, fetch_wait).",
+                ["topic", "partition", "action"],
+                registry=reg,
+            ),
+            fetch_wait=Gauge(
+                "churn_fetch_wait_ms",
+                "How long the scorer's fetches may wait for data now (raised on stalls and ahead of them).",
                 registry=reg,
             ),
         )

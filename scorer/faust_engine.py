@@ -19,6 +19,14 @@ stream buffer fills and fetching waits) and scores the held batch again whenever
 probe is due; once the model scores it, the batch is delivered and the agent goes on.
 A delivery that fails permanently, and a resource error from scoring, crash the
 worker: nothing after the failed batch is acknowledged.
+
+A timer reports each assigned partition's lag (the broker's high watermark, from
+aiokafka's ``end_offsets`` every ``lag_query_interval_s`` or from the last fetch
+response, whichever is newer, minus the fetch position) and hands the same figures
+to a :class:`scorer.stalls.StallGuard`; a stalled partition's fetcher is sought back
+to its position, and if that does not get it moving the running fetcher's wait is
+raised (:meth:`FaustEngine._recover`) — ahead of a stall too, once the broker's
+partition lookups (timed on the ``end_offsets`` queries) outgrow the wait.
 """
 
 from __future__ import annotations
@@ -27,23 +35,27 @@ import asyncio
 import gc
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+from faust.types import TP as FaustTP  # noqa: N811 (ours is the plain tuple kafka_io.stall.TP)
 from mode.supervisors import CrashingSupervisor
 
 from config.settings import Settings
 from kafka_io.client_config import faust_broker_url, faust_credentials
-from kafka_io.lag import LagReporter, faust_lags
+from kafka_io.lag import LagReporter, faust_marks
 from kafka_io.records import RawRecord
 from kafka_io.sink import PermanentDeliveryError
+from kafka_io.stall import TP
 from scorer.batch import BatchResult
-from scorer.faust_transport import install_fetch_wait
+from scorer.faust_transport import FetchWait, install_fetch_wait
 from scorer.handler import BatchHandler
 from scorer.readiness import ASSIGNMENT
+from scorer.stalls import Plan, StallGuard
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +88,13 @@ def faust_consumer_options(settings: Settings) -> dict[str, Any]:
 
 def faust_app(settings: Settings, **options: Any) -> faust.App:
     """A Faust app with the scorer's consumer options and fetch wait; ``options`` add to them."""
+    return faust_app_with_fetch_wait(settings, **options)[0]
+
+
+def faust_app_with_fetch_wait(settings: Settings, **options: Any) -> tuple[faust.App, FetchWait]:
+    """:func:`faust_app` and the handle that raises its consumer's fetch wait while it runs."""
     app = faust.App(settings.scorer_app_id, **faust_consumer_options(settings), **options)
-    install_fetch_wait(app, settings.kafka_fetch_max_wait_ms)
-    return app
+    return app, install_fetch_wait(app, settings.scorer_faust_fetch_wait_ms)
 
 
 def run_worker(app: faust.App, loglevel: str) -> None:
@@ -96,7 +112,7 @@ class FaustEngine:
     def __init__(self, settings: Settings, handler: BatchHandler) -> None:
         self.settings = settings
         self.handler = handler
-        self.app = faust_app(
+        self.app, self.fetch_wait = faust_app_with_fetch_wait(
             settings,
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication,
@@ -120,7 +136,12 @@ class FaustEngine:
         self.app.agent(events_topic, name="score-events", supervisor_strategy=CrashingSupervisor)(self._score)
         self.app.timer(interval=settings.model_poll_interval_s)(self._follow_promoted_model)
         self.lag = LagReporter(handler.metrics.consumer_lag)
-        self.app.timer(interval=self.lag.interval_s)(self._report_consumer_lag)
+        self.stalls = StallGuard(
+            settings, handler.metrics, handler.readiness, settings.scorer_faust_fetch_wait_ms
+        )
+        self._fresh_highs: dict[TP, int] = {}
+        self._fresh_at = -float("inf")
+        self.app.timer(interval=self.lag.interval_s)(self._watch_partitions)
         # The event loop turns: the agent and its timers run (liveness, scorer.readiness).
         self.app.timer(interval=1.0)(self._beat)
         self._assigned: set[Any] = set()
@@ -200,11 +221,13 @@ class FaustEngine:
     def _on_assigned(self, _sender: Any, *args: Any, signal: Any, **_: Any) -> None:
         assigned: set[Any] = args[0]  # Faust sends the whole new assignment
         self._assigned = {tp for tp in assigned if tp.topic == self.settings.events_topic}
+        self.stalls.assigned_again((tp.topic, tp.partition) for tp in self._assigned)
         self._assignment_changed()
 
     def _on_revoked(self, _sender: Any, *args: Any, signal: Any, **_: Any) -> None:
         revoked: set[Any] = args[0]
         self._assigned -= revoked
+        self.stalls.forget((tp.topic, tp.partition) for tp in revoked)
         self._assignment_changed()
 
     def _assignment_changed(self) -> None:
@@ -213,11 +236,84 @@ class FaustEngine:
     async def _follow_promoted_model(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.handler.live.refresh)
 
-    async def _report_consumer_lag(self) -> None:
+    async def _watch_partitions(self) -> None:
+        """Report each assigned partition's lag; detect stalled partitions and recover them."""
+        topic = self.settings.events_topic
         try:
-            self.lag.report(await faust_lags(self.app, self.settings.events_topic))
+            owned = self.app.consumer.assignment()
+            assigned = sorted((tp.topic, tp.partition) for tp in owned if tp.topic == topic)
+            await self._refresh_highwaters(assigned)
+            positions, cached = await faust_marks(self.app, topic)
         except Exception as exc:  # not assigned yet, consumer restarting: try again next tick
             log.debug("consumer lag not available: %s", exc)
+            return
+        fresh = self._fresh_highs
+        highs = {tp: max(cached.get(tp, -1), fresh.get(tp, -1)) for tp in assigned}
+        highs = {tp: high for tp, high in highs.items() if high >= 0}
+        self.lag.report({tp: highs[tp] - positions[tp] for tp in positions if tp in highs})
+        plan = self.stalls.check(assigned, positions, highs)
+        if plan:
+            await self._recover(plan, positions)
+
+    async def _refresh_highwaters(self, assigned: list[TP]) -> None:
+        """The broker's high watermarks, asked every ``lag_query_interval_s`` (aiokafka ``end_offsets``)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._fresh_at < self.settings.lag_query_interval_s:
+            return
+        self._fresh_at = now
+        if not assigned:
+            self._fresh_highs = {}
+            return
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.wait_for(
+                self.app.consumer.highwaters(*(FaustTP(t, p) for t, p in assigned)), timeout=10
+            )
+        except Exception as exc:  # the broker watch reports an unreachable broker
+            log.debug("high watermark query failed: %s", exc)
+            return
+        self._fresh_highs = {(tp.topic, tp.partition): int(high) for tp, high in answer.items()}
+        per_partition = (time.perf_counter() - started) / len(assigned)
+        wait = self.stalls.ahead([(per_partition, len(assigned))])
+        if wait is not None and not self.fetch_wait.raise_to(wait):
+            log.info("no running fetcher to raise: the consumer starts with %d ms", wait)
+
+    async def _recover(self, plan: Plan, positions: dict[TP, int]) -> None:
+        """One recovery step per stalled partition due (see :mod:`scorer.stalls`)."""
+        if plan.seek:
+            await self._seek(plan.seek, positions)
+            self.stalls.took(plan.seek, "seek")
+        if not plan.escalate:
+            return
+        ladder = self.stalls.fetch_wait
+        previous = ladder.current
+        wait = ladder.raise_wait()
+        names = ", ".join(f"{t}[{p}]" for t, p in plan.escalate)
+        if wait is not None and self.fetch_wait.raise_to(wait):
+            log.warning(
+                "still stalled: %s; the fetcher now waits up to %d ms (was %d)", names, wait, previous
+            )
+            self.stalls.took(plan.escalate, "fetch_wait")
+            return
+        if wait is None:
+            log.warning(
+                "still stalled: %s; the fetch wait is at its cap (%d ms): seeking again", names, previous
+            )
+        else:  # no running fetcher to raise (the consumer is restarting): it starts with the new wait
+            log.warning("still stalled: %s; no running fetcher to raise: seeking again", names)
+        await self._seek(plan.escalate, positions)
+        self.stalls.took(plan.escalate, "seek")
+
+    async def _seek(self, tps: list[TP], positions: dict[TP, int]) -> None:
+        """Seek the fetcher of ``tps`` to its position: what the stream already holds is not read twice."""
+        targets = {FaustTP(t, p): positions[(t, p)] for t, p in tps if (t, p) in positions}
+        try:
+            await self.app.consumer.seek_wait(targets)
+        except Exception as exc:
+            log.warning("stall recovery: seeking %s failed: %s", sorted(targets), exc)
+            return
+        for tp, offset in sorted(targets.items()):
+            log.warning("stall recovery: %s[%d] fetches again from offset %d", tp.topic, tp.partition, offset)
 
 
 @dataclass

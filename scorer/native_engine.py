@@ -37,6 +37,15 @@ its partition is rewound to it.
 A delivery that fails permanently (:class:`kafka_io.sink.PermanentDeliveryError`)
 and a resource error from scoring propagate out of :meth:`NativeEngine.run`: the
 batch they hit is not committed, nor is anything after it.
+
+Every couple of seconds the loop reports each assigned partition's lag (the broker's
+high watermark, from :class:`kafka_io.watermarks.WatermarkPoller` or the client's
+cache, whichever is newer, minus the position) and hands the same figures to its
+:class:`scorer.stalls.StallGuard`; a stalled partition is sought back to its committed
+offset, and if that does not get it moving the consumer is closed and re-created with a
+longer fetch wait (:meth:`NativeEngine._recover`). The consumer is re-created with a
+longer wait ahead of a stall, too, once the broker's partition lookups outgrow the wait
+(:meth:`scorer.stalls.StallGuard.ahead`).
 """
 
 from __future__ import annotations
@@ -47,22 +56,22 @@ import signal
 import threading
 from types import FrameType
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from config.settings import Settings
 from kafka_io.client_config import confluent_consumer
 from kafka_io.lag import LagReporter
 from kafka_io.records import RawRecord
 from kafka_io.sink import Delivery
+from kafka_io.watermarks import WatermarkPoller
 from scorer.batch import BatchResult
 from scorer.handler import BatchHandler
 from scorer.readiness import ASSIGNMENT
+from scorer.stalls import Plan, StallGuard
 
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
-#: Upper bound of the native consumer's fetch.wait.max.ms (see NativeEngine.__init__).
-NATIVE_FETCH_WAIT_MS = 5
 
 
 class NativeEngine:
@@ -82,31 +91,51 @@ class NativeEngine:
         self.stop_event = threading.Event()
         self.follow_model = follow_model
         self.lag = LagReporter(handler.metrics.consumer_lag)
+        self.stalls = StallGuard(
+            settings, handler.metrics, handler.readiness, settings.scorer_native_fetch_wait_ms
+        )
+        self.watermarks = WatermarkPoller(
+            settings, interval_s=settings.lag_query_interval_s, client_id=f"{client_id}-watermarks"
+        )
+        self._group_id = group_id or settings.scorer_app_id
+        self._client_id = client_id
         self._assigned: set[TP] = set()
         self._done: dict[TP, int] = {}  # next offset to commit, for delivered records
         self._committed: dict[TP, int] = {}
+        # Assigned partitions whose committed offset has not been asked of the broker yet.
+        self._ask_committed: set[TP] = set()
         # The batch whose output is on its way: (delivery, scored batch, last offset per partition).
         self._in_flight: tuple[Delivery, BatchResult, dict[TP, int]] | None = None
         # The batch the model-failure breaker holds (records, last offset per partition), and
         # the partitions paused meanwhile.
         self._held: tuple[list[RawRecord], dict[TP, int]] | None = None
         self._paused: set[TP] = set()
-        self._consumer = Consumer(
+        self._recreating = False
+        self._consumer = self._new_consumer(self.stalls.fetch_wait.current)
+
+    def _new_consumer(self, fetch_wait_ms: int) -> Consumer:
+        return Consumer(
             confluent_consumer(
-                settings,
-                group_id or settings.scorer_app_id,
+                self.settings,
+                self._group_id,
                 **{
                     "enable.partition.eof": False,
-                    "client.id": client_id,
+                    "client.id": self._client_id,
                     # Offsets are stored and committed by this loop only.
                     "enable.auto.offset.store": False,
                     "partition.assignment.strategy": "range",
-                    # The broker holds an empty fetch this long; waiting for the first record is
-                    # what ``poll(max_wait)`` is for, so keep the fetch itself short (latency).
-                    "fetch.wait.max.ms": min(settings.kafka_fetch_max_wait_ms, NATIVE_FETCH_WAIT_MS),
+                    "fetch.wait.max.ms": fetch_wait_ms,
                     "on_commit": self._on_commit,
                 },
             )
+        )
+
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            [self.settings.events_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -130,13 +159,8 @@ class NativeEngine:
 
     def run(self, max_events: int | None = None) -> int:
         """Consume until stopped (or ``max_events`` handled); returns the events handled."""
-        consumer = self._consumer
-        consumer.subscribe(
-            [self.settings.events_topic],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
+        self._subscribe()
+        self.watermarks.start()
         follower = self._start_model_follower() if self.follow_model else None
         handled = 0
         batch_size = self.settings.scorer_max_batch
@@ -157,15 +181,17 @@ class NativeEngine:
                 else:
                     self._finish_in_flight()  # idle: do not hold a batch's metrics and commit back
                 if self.lag.due():
-                    self._report_lag()
+                    self._watch_partitions()
             self._finish_in_flight()
             self._commit(synchronous=True)
         finally:
             self.stop_event.set()
             if follower is not None:
                 follower.join(timeout=5)
-            consumer.close()  # leaves the group (on_revoke commits anything left)
+            self.watermarks.stop()
+            self._consumer.close()  # leaves the group (on_revoke commits anything left)
             self.lag.forget(list(self._assigned))
+            self.stalls.forget(list(self._assigned))
         log.info("native scorer stopped after %d events", handled)
         return handled
 
@@ -315,6 +341,8 @@ class NativeEngine:
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         self._assigned |= tps
+        self._ask_committed |= tps
+        self.stalls.assigned_again(tps)
         self._assignment_changed()
         log.info("assigned %s", sorted(tps))
 
@@ -335,6 +363,7 @@ class NativeEngine:
     def _forget(self, tps: set[TP]) -> None:
         self._assigned -= tps
         self._paused -= tps
+        self._ask_committed -= tps
         if self._held is not None:  # their records are the next owner's to score
             records, last = self._held
             kept = [r for r in records if (r.topic, r.partition) not in tps]
@@ -343,34 +372,122 @@ class NativeEngine:
             self._done.pop(tp, None)
             self._committed.pop(tp, None)
         self.lag.forget(tps)
+        if not self._recreating:  # a re-created consumer gets them back: their stall episode goes on
+            self.stalls.forget(tps)
         self._assignment_changed()
 
     def _assignment_changed(self) -> None:
         self.handler.readiness.set(ASSIGNMENT, bool(self._assigned), "no partition assigned")
+        self.watermarks.watch(set(self._assigned))
 
-    # -- background duties -----------------------------------------------------------------
+    # -- lag and stalls --------------------------------------------------------------------
 
-    def _report_lag(self) -> None:
-        """High watermark (cached from fetch responses) minus position, per assigned partition."""
+    def _watch_partitions(self) -> None:
+        """Report each assigned partition's lag; detect stalled partitions and recover them.
+
+        The high watermark is the newer of the broker's answer to the watermark poller and
+        the client's cache (which fetch responses refresh); the position is the client's
+        (unknown until a record of the partition was consumed), else the group's committed
+        offset, else the partition's start (``auto.offset.reset`` is earliest).
+        """
         if not self._assigned:
             self.lag.report({})
+            return  # between a re-creation and its assignment the stall episodes wait
+        assigned = sorted(self._assigned)
+        wait = self.stalls.ahead(self.watermarks.lookups())
+        if wait is not None:
+            self._recreate_consumer(wait)
             return
+        if self._ask_committed:
+            self._read_committed(sorted(self._ask_committed))
         try:
-            positions = self._consumer.position([TopicPartition(t, p) for t, p in self._assigned])
-        except Exception as exc:  # pragma: no cover - client errors only
+            client_positions = self._consumer.position([TopicPartition(t, p) for t, p in assigned])
+        except KafkaException as exc:
             log.debug("position failed: %s", exc)
             return
-        lags: dict[TP, int] = {}
-        for tp in positions:
+        marks = self.watermarks.marks()
+        positions: dict[TP, int] = {}
+        highs: dict[TP, int] = {}
+        for tp in client_positions:
             key = (tp.topic, tp.partition)
-            _low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high is None or high < 0:
+            _low, cached = self._consumer.get_watermark_offsets(tp, cached=True)
+            low, fresh = marks.get(key, (-1, -1))
+            high = max(cached if cached is not None else -1, fresh)
+            if high >= 0:
+                highs[key] = high
+            position = tp.offset if tp.offset >= 0 else self._committed.get(key, low)
+            if position >= 0:
+                positions[key] = position
+        self.lag.report({tp: highs[tp] - positions[tp] for tp in positions if tp in highs})
+        plan = self.stalls.check(assigned, positions, highs)
+        if plan:
+            self._recover(plan)
+
+    def _read_committed(self, tps: list[TP]) -> None:
+        """The group's committed offsets of newly assigned partitions, asked of the broker once."""
+        try:
+            committed = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=5)
+        except KafkaException as exc:
+            log.debug("committed offsets not available yet: %s", exc)
+            return
+        for tp in committed:
+            key = (tp.topic, tp.partition)
+            if tp.offset >= 0:
+                self._committed.setdefault(key, tp.offset)
+            self._ask_committed.discard(key)
+
+    def _recover(self, plan: Plan) -> None:
+        """One recovery step per stalled partition due (see :mod:`scorer.stalls`)."""
+        if plan.seek:
+            self._seek_to_committed(plan.seek)
+            self.stalls.took(plan.seek, "seek")
+        if plan.escalate:
+            ladder = self.stalls.fetch_wait
+            previous = ladder.current
+            wait = ladder.raise_wait() or previous
+            log.warning(
+                "still stalled: %s; re-creating the consumer with fetch.wait.max.ms=%d (was %d)",
+                ", ".join(f"{t}[{p}]" for t, p in plan.escalate),
+                wait,
+                previous,
+            )
+            self._recreate_consumer(wait)
+            self.stalls.took(plan.escalate, "recreate")
+
+    def _seek_to_committed(self, tps: list[TP]) -> None:
+        """Finish and commit the batch in flight, then seek ``tps`` to their committed offsets."""
+        self._finish_in_flight()
+        self._commit(synchronous=True)
+        try:
+            committed = self._consumer.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
+        except KafkaException as exc:
+            log.warning("stall recovery: reading the committed offsets failed: %s", exc)
+            return
+        for tp in committed:
+            # Nothing committed yet: the partition's start (auto.offset.reset is earliest).
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            where = f"its committed offset {offset}" if offset >= 0 else "its start (nothing committed)"
+            try:
+                self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            except KafkaException as exc:
+                log.warning("stall recovery: seeking %s[%d] failed: %s", tp.topic, tp.partition, exc)
                 continue
-            position = tp.offset if tp.offset >= 0 else self._committed.get(key)
-            if position is None:
-                continue
-            lags[key] = high - position
-        self.lag.report(lags)
+            log.warning("stall recovery: %s[%d] seeks to %s", tp.topic, tp.partition, where)
+
+    def _recreate_consumer(self, fetch_wait_ms: int) -> None:
+        """Deliver and commit what is in flight, leave the group, join again with a new consumer."""
+        self._finish_in_flight()
+        self._commit(synchronous=True)
+        self._recreating = True
+        try:
+            self._consumer.close()  # on_revoke: nothing left to finish; the episodes stay
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the stalled consumer failed: %s", exc)
+        finally:
+            self._forget(set(self._assigned))  # whatever close did not revoke
+            self._recreating = False
+        self._consumer = self._new_consumer(fetch_wait_ms)
+        self._subscribe()
 
     def _start_model_follower(self) -> threading.Thread:
         live = self.handler.live

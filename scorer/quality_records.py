@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from kafka_io.records import RawRecord
 from schemas import dead_letters
 from schemas.features import SCHEMA_VERSION
+from schemas.nesting import MAX_NESTING_DEPTH, too_deep
 from schemas.outcomes import CustomerOutcome
 from schemas.predictions import ChurnPrediction
 from scorer.batch import _duplicate_key, _json_error, _RejectedError
@@ -124,6 +125,10 @@ def _json_object(record: RawRecord, max_bytes: int) -> dict[str, Any]:
     if len(value) > max_bytes:
         raise _RejectedError(
             dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
+        )
+    if too_deep(value):
+        raise _RejectedError(
+            dead_letters.TOO_DEEP, f"JSON nests deeper than {MAX_NESTING_DEPTH} levels of arrays and objects"
         )
     try:
         obj = orjson.loads(value)

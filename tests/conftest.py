@@ -58,10 +58,15 @@ def _docker_answers() -> bool:
         return False
 
 
+#: Which broker the session's ``kafka_bootstrap`` is: "configured", "container" or "embedded".
+BROKER_KIND = pytest.StashKey[str]()
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[str]:
     configured = os.environ.get("CHURN_KAFKA_BOOTSTRAP_SERVERS")
     if configured:
+        pytestconfig.stash[BROKER_KIND] = "configured"
         yield configured
         return
     if _docker_answers():
@@ -70,14 +75,22 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except ImportError:
             log.warning("Docker answers but testcontainers is not installed; using the embedded broker")
         else:
+            pytestconfig.stash[BROKER_KIND] = "container"
             with KafkaContainer() as container:
                 yield container.get_bootstrap_server()
             return
     from devstack.broker import EmbeddedBroker
 
+    pytestconfig.stash[BROKER_KIND] = "embedded"
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=log_path) as broker:
         yield broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def broker_kind(kafka_bootstrap: str, pytestconfig: pytest.Config) -> str:
+    """``embedded`` when the session runs on the embedded Tansu broker (always so in CI)."""
+    return pytestconfig.stash[BROKER_KIND]
 
 
 @pytest.fixture(scope="session")

@@ -46,8 +46,10 @@ class KafkaTools:
         topic: str,
         records: Iterable[tuple[bytes | None, bytes | None]],
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> int:
-        """Produce (key, value) pairs; returns how many the broker acknowledged (raises otherwise)."""
+        """Produce (key, value) pairs (to ``partition`` if given); returns how many the broker
+        acknowledged (raises otherwise)."""
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "acks": "all"})
         failures: list[Any] = []
         sent = 0
@@ -59,7 +61,17 @@ class KafkaTools:
         for key, value in records:
             while True:
                 try:
-                    producer.produce(topic, key=key, value=value, headers=headers, on_delivery=report)
+                    if partition is None:
+                        producer.produce(topic, key=key, value=value, headers=headers, on_delivery=report)
+                    else:
+                        producer.produce(
+                            topic,
+                            key=key,
+                            value=value,
+                            headers=headers,
+                            partition=partition,
+                            on_delivery=report,
+                        )
                     break
                 except BufferError:
                     producer.poll(0.05)
@@ -69,6 +81,51 @@ class KafkaTools:
         assert remaining == 0, f"{remaining} records not delivered"
         assert not failures, failures[:3]
         return sent
+
+    def produce_one_per_batch(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes]]
+    ) -> int:
+        """Produce (key, value) pairs to one partition, each record in a record batch of its own."""
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "linger.ms": 0,
+                "batch.num.messages": 1,
+                "acks": "all",
+                "enable.idempotence": False,
+                "queue.buffering.max.messages": 1_000_000,
+            }
+        )
+        failures: list[Any] = []
+        sent = 0
+
+        def report(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(err)
+
+        for key, value in records:
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value, partition=partition, on_delivery=report)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            sent += 1
+            producer.poll(0)
+        remaining = producer.flush(120)
+        assert remaining == 0, f"{remaining} records not delivered"
+        assert not failures, failures[:3]
+        return sent
+
+    def high_watermark(self, topic: str, partition: int) -> int:
+        from confluent_kafka import TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.unique("watermark")})
+        try:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            return int(high)
+        finally:
+            consumer.close()
 
     def count(self, topic: str) -> int:
         """Records in ``topic`` now (sum of high watermarks minus low watermarks)."""

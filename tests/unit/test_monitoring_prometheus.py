@@ -58,6 +58,7 @@ EXPECTED_QUIET = {
     "ChurnScorerAbsent",
     "ChurnApiDown",
     "ChurnQualityJobDown",
+    "ChurnPartitionStalled",
 }
 
 
@@ -123,7 +124,7 @@ def feed_quality(q: QualityMetrics, rng: random.Random) -> None:
 
 
 def feed(ex: Exporters, stop: threading.Event) -> None:
-    """A steady stream: 10% dead letters, 9% API 5xx, fast end-to-end, drifted PSI."""
+    """A steady stream: 10% dead letters, 9% API 5xx, fast end-to-end, drifted PSI, no stall."""
     rng = random.Random(7)
     s, a = ex.scorer, ex.api
     set_model_info(s.model_info, "20250101T000000000000Z-abcdef12", "spline_logistic")
@@ -137,6 +138,10 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
     ex.lag_exporter.members.labels(consumergroup="churn-scorer").set(1)
     s.consumer_lag.labels(topic="customer-events", partition="0").set(3)
     s.consumer_lag.labels(topic="customer-events", partition="1").set(5)
+    # No partition stalled now; one recovered earlier (its seek counted).
+    s.partition_stalled.labels(topic="customer-events", partition="0").set(0)
+    s.partition_stalled.labels(topic="customer-events", partition="1").set(0)
+    s.stall_recoveries.labels(topic="customer-events", partition="1", action="seek").inc()
     while not stop.wait(0.05):
         feed_quality(ex.quality, rng)
         batch = 10
