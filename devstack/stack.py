@@ -18,7 +18,7 @@ from config.settings import Settings
 from devstack.broker import EmbeddedBroker
 from devstack.ports import port_open, split_bootstrap
 from devstack.processes import ChurnProcess, ScorerProcess
-from models.registry import ModelRegistry
+from models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Stack:
         return "embedded"
 
     def needs_model(self) -> bool:
-        return ModelRegistry(self.settings.model_store).current() is None
+        return ModelStore(self.settings.model_store).current() is None
 
     def train_model(self, rows: int = 7043, candidates: list[str] | None = None) -> ChurnProcess:
         """Start ``churn train`` (synthetic data, promote) as a child, so a Ctrl-C can stop it too."""

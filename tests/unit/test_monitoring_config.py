@@ -59,6 +59,7 @@ REQUIRED_ALERTS = {
     "ChurnBrokerDown": ("critical", "churn_broker_up"),
     "ChurnConsumerGroupLagGrowing": ("warning", "kafka_consumergroup_lag"),
     "ChurnLagExporterDown": ("warning", "up"),
+    "ChurnModelFallback": ("critical", "churn_model_fallback"),
 }
 
 
