@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, printable
 
 app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
 
@@ -45,7 +45,7 @@ def replay_command(
     except (RuntimeError, TimeoutError) as exc:
         fail(str(exc))
         return
-    types = ", ".join(f"{t} {n}" for t, n in summary.by_type.most_common()) or "none"
+    types = ", ".join(f"{printable(t)} {n}" for t, n in summary.by_type.most_common()) or "none"
     console.print(
         f"read {summary.read} dead letters from {settings.dlq_topic}; matched {summary.matched}; "
         f"replayed {summary.replayed} to {settings.events_topic} ({types}); "
