@@ -20,9 +20,10 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
 
+from api.auth import KeyStore
 from api.errors import install_error_handlers
 from api.middleware import API_KEY_HEADER, PUBLIC_PATHS, ServiceMiddleware
-from api.rate_limit import RateLimit
+from api.rate_limit import FailureThrottle, RateLimit
 from api.routes import build_router
 from api.state import ServiceState
 from config.settings import Settings
@@ -53,17 +54,26 @@ def create_app(
     """Build the API for ``settings``; nothing is loaded until the server starts.
 
     ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
+    Unusable key settings raise :class:`api.auth.KeyConfigError` (a short key, a bad keys
+    file, a per-key rate limit without keys).
     """
+    keys = KeyStore.from_settings(settings)
     metrics = ApiMetrics.create(metrics_registry)
-    live = LiveModel(ModelRegistry(settings.model_store), events=metrics)
-    state = ServiceState(settings=settings, live=live, metrics=metrics, package_version=_package_version())
+    live = LiveModel(ModelRegistry.from_settings(settings), events=metrics)
+    state = ServiceState(
+        settings=settings,
+        live=live,
+        metrics=metrics,
+        package_version=_package_version(),
+        auth_required=keys is not None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         result = await asyncio.to_thread(state.reload)
         if result.status == "no_model":
             log.warning("api_started_without_model store=%s", settings.model_store)
-        elif result.status == "refused":
+        elif result.status == "refused" and result.serving is None:
             log.error("api_started_without_model error=%s", result.error)
         poller = asyncio.create_task(_poll(state), name="model-poll") if poll else None
         try:
@@ -93,9 +103,12 @@ def create_app(
         routes=paths,
         json_paths=JSON_ROUTES,
         max_body_bytes=settings.api_max_body_bytes,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        keys=keys,
         rate_limit=RateLimit(settings.api_rate_limit, settings.api_rate_limit_by)
         if settings.api_rate_limit
+        else None,
+        failure_throttle=FailureThrottle(settings.api_auth_failure_limit)
+        if settings.api_auth_failure_limit and keys is not None
         else None,
         timeout_s=settings.api_request_timeout_s or None,
     )
@@ -107,7 +120,7 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", API_KEY_HEADER],
         )
-    _customise_openapi(app, api_key=settings.api_key is not None)
+    _customise_openapi(app, api_key=keys is not None)
     return app
 
 
@@ -153,7 +166,13 @@ def _customise_openapi(app: FastAPI, *, api_key: bool) -> None:
             }
         if api_key:
             schema.setdefault("components", {})["securitySchemes"] = {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": API_KEY_HEADER,
+                    "description": "A key with the predict scope for /predict, /predict/batch and /model, "
+                    "with the admin scope for /admin/*.",
+                }
             }
             schema["security"] = [{"ApiKey": []}]
             for path, operations in schema.get("paths", {}).items():

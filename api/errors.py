@@ -7,11 +7,14 @@ Every error the service returns has the same shape (:class:`ErrorBody`)::
                  "type": "less_than_equal"}]}
 
 Inputs are never echoed back (they may hold customer data) and never logged.
+Nothing internal is either: no stack trace, no filesystem path, no hash of a
+stored artifact (:func:`public_text` scrubs what comes from elsewhere).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,9 +69,19 @@ _STATUS_CODES = {
     406: "not_acceptable",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "too_many_requests",
     422: "validation_error",
     503: "unavailable",
 }
+
+
+#: An absolute filesystem path (POSIX, or a Windows drive), or a run of 12+ hex digits.
+_INTERNALS = re.compile(r"(?<![\w.:/])(?:[A-Za-z]:)?[\\/](?:[\w.~@+-]+[\\/])+[\w.~@+-]*|\b[0-9a-fA-F]{12,}\b")
+
+
+def public_text(text: str) -> str:
+    """``text`` without absolute paths and long hex runs (hashes), for an answer to a client."""
+    return _INTERNALS.sub("[redacted]", text)
 
 
 def error_response(
@@ -147,12 +160,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         400: "Malformed JSON.",
         401: "X-API-Key header missing (when an API key is configured).",
-        403: "X-API-Key does not match.",
+        403: "X-API-Key does not match any key, or the key lacks the route's scope.",
         409: "The promoted model was refused; the previous one keeps serving.",
         413: "Body larger than the configured limit.",
         415: "Body is not application/json.",
         422: "Invalid input: each error names the field and the reason.",
-        429: "Rate limit exceeded (when configured); Retry-After says when to retry.",
+        429: "Rate limit exceeded (when configured), or too many wrong keys from this address; "
+        "Retry-After says when to retry.",
         503: "No verified model is loaded yet.",
         504: "The request took longer than the configured request timeout.",
     }

@@ -1,7 +1,8 @@
 """One plain ASGI middleware for what every request needs before routing.
 
-In order: the API key check (when a key is configured), the per-client rate
-limit (when configured; probes and /metrics are exempt), the body-size limit,
+In order: the throttle of addresses that sent too many wrong or missing API keys,
+the API key check and its scope (when keys are configured, :mod:`api.auth`), the
+per-client rate limit (when configured; probes and /metrics are exempt), the body-size limit,
 the content-type check of JSON endpoints, the request timeout around the route,
 then the request metrics (count by route, method and status; latency by route).
 It is written against raw ASGI, not ``BaseHTTPMiddleware``, because it runs on every request of a path whose
@@ -11,7 +12,6 @@ whole budget is about a millisecond.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Iterable
@@ -21,8 +21,9 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import KeyStore, required_scope
 from api.errors import error_response
-from api.rate_limit import RateLimit
+from api.rate_limit import FailureThrottle, RateLimit, address
 from monitoring.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,9 @@ class ServiceMiddleware:
         routes: Iterable[str],
         json_paths: Iterable[str],
         max_body_bytes: int,
-        api_key: str | None,
+        keys: KeyStore | None,
         rate_limit: RateLimit | None = None,
+        failure_throttle: FailureThrottle | None = None,
         timeout_s: float | None = None,
     ) -> None:
         self.app = app
@@ -54,11 +56,16 @@ class ServiceMiddleware:
         self.routes = frozenset(routes)
         self.json_paths = frozenset(json_paths)
         self.max_body_bytes = max_body_bytes
-        self.api_key = api_key.encode() if api_key else None
+        self.keys = keys
         self.rate_limit = rate_limit
+        self.failure_throttle = failure_throttle
         self.timeout_s = timeout_s
         self._counters: dict[tuple[str, str, int], Counter] = {}
         self._latency: dict[str, Histogram] = {}
+        self._auth_failures = {
+            reason: metrics.auth_failures.labels(reason=reason)
+            for reason in ("missing_key", "invalid_key", "insufficient_scope", "throttled")
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,7 +98,12 @@ class ServiceMiddleware:
                 except TimeoutError:
                     if not deadline.expired():
                         raise  # a TimeoutError of the route itself, not ours
-                    log.warning("request_timeout path=%s after_s=%s", path, self.timeout_s)
+                    log.warning(
+                        "request_timeout path=%s after_s=%s key=%s",
+                        path,
+                        self.timeout_s,
+                        scope.get("state", {}).get("api_key", "-"),
+                    )
                     if started_response:
                         raise  # half a response is out; the server closes the connection
                     timed_out = error_response(
@@ -114,21 +126,14 @@ class ServiceMiddleware:
                 length = value
             elif name == b"content-type":
                 content_type = value
-        if self.api_key is not None and path not in PUBLIC_PATHS:
-            if key is None:
-                return error_response(
-                    401,
-                    "missing_api_key",
-                    f"this route needs the {API_KEY_HEADER} header",
-                    headers={"WWW-Authenticate": API_KEY_HEADER},
-                ), receive
-            if not hmac.compare_digest(key, self.api_key):
-                return error_response(
-                    403, "invalid_api_key", f"the {API_KEY_HEADER} header is wrong"
-                ), receive
+        key_name: str | None = None
+        if self.keys is not None and path not in PUBLIC_PATHS:
+            refused, key_name = self._authenticate(scope, path, key)
+            if refused is not None:
+                return refused, receive
         if self.rate_limit is not None and path not in UNLIMITED_PATHS:
             limit = self.rate_limit
-            wait = limit.retry_after(limit.identity(key, scope.get("client")))
+            wait = limit.retry_after(limit.identity(key_name, scope.get("client")))
             if wait is not None:
                 return error_response(
                     429,
@@ -152,6 +157,53 @@ class ServiceMiddleware:
                     415, "unsupported_media_type", "send the body as application/json"
                 ), receive
         return None, receive
+
+    def _authenticate(self, scope: Scope, path: str, key: bytes | None) -> tuple[Any, str | None]:
+        """``(None, key name)`` for a valid key with the route's scope, else ``(error response, None)``.
+
+        An address over the failure throttle is refused before its key is even compared.
+        """
+        assert self.keys is not None
+        client = address(scope.get("client"))
+        throttle = self.failure_throttle
+        if throttle is not None:
+            wait = throttle.retry_after(client)
+            if wait is not None:
+                self._auth_failures["throttled"].inc()
+                return error_response(
+                    429,
+                    "too_many_auth_failures",
+                    f"too many requests with a missing or wrong {API_KEY_HEADER} from this address; "
+                    f"retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                ), None
+        if key is None:
+            self._failed(throttle, client, "missing_key", path)
+            return error_response(
+                401,
+                "missing_api_key",
+                f"this route needs the {API_KEY_HEADER} header",
+                headers={"WWW-Authenticate": API_KEY_HEADER},
+            ), None
+        found = self.keys.match(key)
+        if found is None:
+            self._failed(throttle, client, "invalid_key", path)
+            return error_response(403, "invalid_api_key", f"the {API_KEY_HEADER} header is wrong"), None
+        needed = required_scope(path)
+        if needed is not None and needed not in found.scopes:
+            self._auth_failures["insufficient_scope"].inc()
+            log.warning("api_key_scope_refused key=%s path=%s needs=%s", found.name, path, needed)
+            return error_response(
+                403, "insufficient_scope", f"this route needs a key with the {needed} scope"
+            ), None
+        scope.setdefault("state", {})["api_key"] = found.name
+        return None, found.name
+
+    def _failed(self, throttle: FailureThrottle | None, client: str, reason: str, path: str) -> None:
+        self._auth_failures[reason].inc()
+        if throttle is not None:
+            throttle.failed(client)
+        log.warning("api_auth_failed reason=%s client=%s path=%s", reason, client, path)
 
     def _too_large(self) -> Any:
         return error_response(413, "body_too_large", f"the body is larger than {self.max_body_bytes} bytes")

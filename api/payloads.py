@@ -72,3 +72,4 @@ class Reload(BaseModel):
     candidate: str | None
     error: str | None
     seconds: float
+    fallback: bool

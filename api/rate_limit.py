@@ -1,14 +1,15 @@
-"""Per-client request rate limit for the API, on the ``limits`` library.
+"""Per-client limits of the API, on the ``limits`` library: the request rate, and failed key checks.
 
-One :class:`RateLimit` per worker process, in memory, with a fixed window
-(the cheapest strategy: one dict update per request). Clients are told apart by
-their API key (hashed, never stored in clear) or by their address; see
-docs/api.md for the multi-worker and reverse-proxy caveats.
+One :class:`RateLimit` and one :class:`FailureThrottle` per worker process, in
+memory, with a fixed window (the cheapest strategy: one dict update per
+request). The rate limit tells clients apart by the name of their API key
+(``by="key"``) or by their address; the throttle counts wrong or missing keys
+per address. Addresses are the peer's, or the client's named by a trusted
+proxy (``CHURN_API_TRUSTED_PROXIES``); see docs/api.md for the multi-worker caveat.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from typing import Literal
@@ -20,28 +21,48 @@ from limits.strategies import FixedWindowRateLimiter
 RateLimitBy = Literal["address", "key"]
 
 
+def address(client: tuple[str, int] | None) -> str:
+    return client[0] if client else "unknown"
+
+
 class RateLimit:
     def __init__(self, spec: str, by: RateLimitBy = "address") -> None:
         self.spec = spec
         self.by = by
         self.item = parse(spec)  # "100/second", "6000/minute", "10 per 1 second"
         self._limiter = FixedWindowRateLimiter(MemoryStorage())
-        self._key_ids: dict[bytes, str] = {}
 
-    def identity(self, key: bytes | None, client: tuple[str, int] | None) -> str:
-        """Who is counted: the API key's digest (``by="key"`` and a key sent), else the address."""
-        if self.by == "key" and key is not None:
-            known = self._key_ids.get(key)
-            if known is None:
-                known = "key:" + hashlib.sha256(key).hexdigest()[:24]
-                if len(self._key_ids) < 10_000:  # bounded: random keys cannot grow it forever
-                    self._key_ids[key] = known
-            return known
-        return "addr:" + (client[0] if client else "unknown")
+    def identity(self, key_name: str | None, client: tuple[str, int] | None) -> str:
+        """Who is counted: the API key's name (``by="key"`` and a valid key sent), else the address."""
+        if self.by == "key" and key_name is not None:
+            return "key:" + key_name
+        return "addr:" + address(client)
 
     def retry_after(self, identity: str) -> int | None:
         """Count one request; None when admitted, else whole seconds until the window resets."""
         if self._limiter.hit(self.item, identity):
             return None
-        reset_at, _remaining = self._limiter.get_window_stats(self.item, identity)
-        return max(1, math.ceil(reset_at - time.time()))
+        return _seconds_left(self._limiter, self.item, identity)
+
+
+class FailureThrottle:
+    """Wrong or missing API keys per address; over ``spec``, every guarded request of it is refused."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.item = parse(spec)
+        self._limiter = FixedWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, address: str) -> int | None:
+        """None while ``address`` is under the limit, else whole seconds until its window resets."""
+        if self._limiter.test(self.item, address):
+            return None
+        return _seconds_left(self._limiter, self.item, address)
+
+    def failed(self, address: str) -> None:
+        self._limiter.hit(self.item, address)
+
+
+def _seconds_left(limiter: FixedWindowRateLimiter, item: object, identity: str) -> int:
+    reset_at, _remaining = limiter.get_window_stats(item, identity)  # type: ignore[arg-type]
+    return max(1, math.ceil(reset_at - time.time()))

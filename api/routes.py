@@ -12,22 +12,35 @@ annotations at definition time, and the batch limit is a closure variable.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from api.errors import ApiError, error_responses
+from api.errors import ApiError, error_responses, public_text
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
 from schemas.events import PredictRequest
 from schemas.predictions import ChurnPrediction, prediction_payloads
+
+log = logging.getLogger(__name__)
+
+
+def public_training_data(training_data: Any) -> dict[str, Any]:
+    """The manifest's ``training_data`` as clients see it: the source file's name, not its path."""
+    if not isinstance(training_data, dict):
+        return {}
+    source = training_data.get("source")
+    if isinstance(source, str):
+        return {**training_data, "source": source.replace("\\", "/").rsplit("/", 1)[-1]}
+    return dict(training_data)
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
@@ -150,7 +163,7 @@ def build_router(state: ServiceState) -> APIRouter:
                 "selection": manifest.get("selection"),
                 "metrics": manifest.get("metrics", {}),
                 "features": manifest.get("features", []),
-                "training_data": manifest.get("training_data", {}),
+                "training_data": public_training_data(manifest.get("training_data")),
                 "fast_path": predictor.fast_path,
                 "loaded_at": datetime.fromtimestamp(loaded_at, UTC) if loaded_at else None,
             }
@@ -163,15 +176,16 @@ def build_router(state: ServiceState) -> APIRouter:
         responses=error_responses(401, 403, 409, 429, 504),
         tags=["model"],
     )
-    async def reload() -> Response:
+    async def reload(request: Request) -> Response:
         """Check the registry pointer now; a version refused before is retried."""
+        log.info("admin_reload key=%s", request.scope.get("state", {}).get("api_key", "-"))
         result = await asyncio.to_thread(state.reload, True)
         if result.status == "refused":
             raise ApiError(
                 409,
                 "model_refused",
-                f"version {result.candidate} was refused: {result.error}",
-                extra={"serving": result.serving},
+                public_text(f"the promoted version was refused: {result.error}"),
+                extra={"serving": result.serving, "fallback": result.fallback},
             )
         return _json(result.as_dict())
 
@@ -192,7 +206,7 @@ def build_router(state: ServiceState) -> APIRouter:
                 "service": "churn-stream API",
                 "version": state.package_version,
                 "model_version": live.version,
-                "auth_required": state.settings.api_key is not None,
+                "auth_required": state.auth_required,
                 "docs": "/docs",
                 "endpoints": state.endpoints,
             }

@@ -18,6 +18,7 @@ class ServiceState:
     package_version: str = "unknown"
     started: float = field(default_factory=time.monotonic)
     endpoints: list[str] = field(default_factory=list)
+    auth_required: bool = False
 
     def reload(self, force: bool = False) -> ReloadResult:
         """Check the registry now (blocking: call it from a thread); the live model counts refusals."""

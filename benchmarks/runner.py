@@ -95,7 +95,7 @@ def _settings(config: dict[str, Any], **overrides: Any) -> Settings:
 
 
 def _live(settings: Settings, metrics: ScorerMetrics | None = None) -> LiveModel:
-    return LiveModel.load(ModelRegistry(settings.model_store), events=metrics)
+    return LiveModel.load(ModelRegistry.from_settings(settings), events=metrics)
 
 
 def run_raw(config: dict[str, Any], meter: _Meter) -> None:

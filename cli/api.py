@@ -1,4 +1,4 @@
-"""``churn api``: the REST side service under uvicorn."""
+"""``churn api``: the REST side service under uvicorn, with the limits of ``api/server.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console
+from cli.console import console, fail
 
 
 def command(
@@ -23,7 +23,9 @@ def command(
     ),
 ) -> None:
     """Serve /predict, /predict/batch, /health, /model and /metrics; reload new models on the fly."""
-    import uvicorn  # the server loads when it starts, not for `churn --help`
+    # The server, FastAPI and sklearn load when it starts, not for `churn --help`.
+    from api.auth import KeyConfigError
+    from api.server import serve
 
     settings = ctx.obj.with_overrides(
         api_host=host, api_port=port, api_workers=workers, model_store=store, api_access_log=access_log
@@ -32,23 +34,12 @@ def command(
         f"churn API on http://{settings.api_host}:{settings.api_port} "
         f"({settings.api_workers} worker(s), store {settings.model_store}); docs at /docs"
     )
-    common = {
-        "host": settings.api_host,
-        "port": settings.api_port,
-        "access_log": settings.api_access_log,
-        "log_config": None,  # keep the one-line-per-event logging set up by `churn`
-        "log_level": settings.log_level.lower(),
-        "timeout_graceful_shutdown": 10,
-    }
-    if settings.api_workers == 1:
-        from api.app import create_app  # FastAPI and sklearn: only in the process that serves
-
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
-        return
-    from api.main import FACTORY  # the workers import the app themselves; this process needs the name
-
-    # Worker processes build their own app from the environment: hand the flags over there.
-    os.environ["CHURN_MODEL_STORE"] = str(settings.model_store)
-    os.environ["CHURN_LOG_LEVEL"] = settings.log_level
-    os.environ["CHURN_API_ACCESS_LOG"] = str(settings.api_access_log).lower()
-    uvicorn.run(FACTORY, factory=True, workers=settings.api_workers, **common)  # type: ignore[arg-type]
+    if settings.api_workers > 1:
+        # Worker processes build their own app from the environment: hand the flags over there.
+        os.environ["CHURN_MODEL_STORE"] = str(settings.model_store)
+        os.environ["CHURN_LOG_LEVEL"] = settings.log_level
+        os.environ["CHURN_API_ACCESS_LOG"] = str(settings.api_access_log).lower()
+    try:
+        serve(settings)
+    except KeyConfigError as exc:
+        fail(str(exc))

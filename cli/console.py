@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import unicodedata
 from typing import NoReturn
 
 import typer
@@ -12,6 +13,27 @@ from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def printable(text: str) -> str:
+    """``text`` (from a record, a header, anything outside this program) safe to print through rich.
+
+    Control characters (C0, C1 — ESC starts every ANSI/OSC sequence — and DEL), format
+    characters (bidi controls such as U+202E, zero-width characters), line and paragraph
+    separators and unassigned code points are shown as escapes (``\\x1b``, ``\\u202e``), so
+    they cannot move the cursor, recolour or reorder the terminal; then rich markup such as
+    ``[/]`` or ``[red]`` is escaped, so it prints as written.
+    """
+    if text.isprintable() and "[" not in text:
+        return text  # the common case, checked in C
+    return escape("".join(_visible(c) for c in text))
+
+
+def _visible(char: str) -> str:
+    if char == " " or unicodedata.category(char)[0] not in "CZ" or unicodedata.category(char) == "Zs":
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -13,7 +13,7 @@ from collections import Counter, deque
 import typer
 from rich.live import Live
 
-from cli.console import console, stop_on_signals
+from cli.console import console, printable, stop_on_signals
 
 
 def command(
@@ -67,4 +67,4 @@ def command(
         consumer.close()
     if not console.is_terminal:
         console.line()
-    console.print(f"read {seen:,} records from {name}")
+    console.print(f"read {seen:,} records from {printable(name)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.console import console, fail
+from cli.console import console, fail, printable
 
 app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
 
@@ -86,12 +86,16 @@ def replay_command(
     if dry_run and summary.planned:
         table = Table("partition", "offset", "error_type", "replay_count", "key", title="would be replayed")
         for item in summary.planned:
-            key = (item.key or b"").decode("utf-8", "replace")
+            key = printable((item.key or b"").decode("utf-8", "replace"))
             table.add_row(
-                str(item.partition), str(item.offset), item.error_type, str(item.replay_count), key[:40]
+                str(item.partition),
+                str(item.offset),
+                printable(item.error_type),
+                str(item.replay_count),
+                key[:40],
             )
         console.print(table)
-    types = ", ".join(f"{t} {n}" for t, n in summary.by_type.most_common()) or "none"
+    types = ", ".join(f"{printable(t)} {n}" for t, n in summary.by_type.most_common()) or "none"
     verb = "would replay" if dry_run else "replayed"
     console.print(
         f"read {summary.read} dead letters from {settings.dlq_topic} (group {summary.group}); "

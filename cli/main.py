@@ -22,10 +22,16 @@ def main(
 ) -> None:
     """Settings come from CHURN_* environment variables; flags override them."""
     # pydantic-settings loads once a command runs, not for `churn --help`.
-    from config.logs import setup_logging
-    from config.settings import Settings
+    from pydantic import ValidationError
 
-    settings = Settings().with_overrides(log_level=log_level)
+    from cli.console import fail
+    from config.logs import setup_logging
+    from config.settings import SecretFileError, Settings
+
+    try:
+        settings = Settings().with_overrides(log_level=log_level)
+    except (SecretFileError, ValidationError) as exc:
+        fail(f"configuration: {exc}")
     setup_logging(settings.log_level)
     ctx.obj = settings
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cli.console import console, fail
-from models.registry import ModelRegistry, RegistryError
+from models.store import ModelStore, RegistryError
 from schemas.features import FEATURES
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def command(
     if not input_path.is_file():
         fail(f"no such file: {input_path}")
     try:
-        predictor = Predictor.from_registry(ModelRegistry(settings.model_store), version)
+        predictor = Predictor.from_registry(ModelStore.from_settings(settings), version)
     except RegistryError as exc:
         fail(str(exc))
         return

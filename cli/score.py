@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from cli.console import console, fail
-from models.registry import ModelRegistry, RegistryError
+from models.store import RegistryError
 
 #: The exit code of a scorer whose output can never be delivered (kafka_io.sink.PermanentDeliveryError).
 PERMANENT_DELIVERY_EXIT = 3
@@ -48,6 +49,7 @@ def command(
     from kafka_io.sink import PermanentDeliveryError
     from kafka_io.topics import ensure_topics
     from models.live import LiveModel
+    from models.registry import ModelRegistry
     from monitoring.metrics import ScorerMetrics
     from scorer.engines import build_engine
     from scorer.readiness import BROKER
@@ -68,9 +70,15 @@ def command(
     )
     metrics = ScorerMetrics.create()
     try:
-        live = LiveModel.load(ModelRegistry(settings.model_store), events=metrics)
+        live = LiveModel.load(ModelRegistry.from_settings(settings), events=metrics)
     except RegistryError as exc:
         fail(str(exc))
+    refused = live.last_result
+    if live.fallback and refused is not None:
+        console.print(
+            f"[bold red]model fallback:[/] CURRENT ({escape(str(refused.candidate))}) was refused: "
+            f"{escape(str(refused.error))}; scoring with {escape(live.current.version)} until it is fixed"
+        )
     try:
         ensure_topics(settings)
     except Exception as exc:

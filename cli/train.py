@@ -62,6 +62,9 @@ def command(
         select="best-auc" if select is SelectRule.best_auc else "cheapest",
         auc_tolerance=auc_tolerance,
         calibrate=calibrate,
+        signing_key=settings.model_signing_key.get_secret_value().encode()
+        if settings.model_signing_key is not None
+        else None,
     )
     if data is not None and not data.is_file():
         fail(f"no such file: {data}")

@@ -1,4 +1,9 @@
-"""Turning prediction and dead-letter records into rows and rich tables (``churn consume``)."""
+"""Turning prediction and dead-letter records into rows and rich tables (``churn consume``).
+
+Everything taken from a record — ids, versions, error types and messages, the
+preview of a dead letter's bytes — goes through :func:`cli.console.printable`:
+a record cannot inject rich markup or terminal escape sequences into the view.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from rich.table import Table
 
+from cli.console import printable
 from schemas.dead_letters import DeadLetter
 from schemas.predictions import ChurnPrediction
 
@@ -32,11 +38,11 @@ def row_from(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None, d
         preview = (value or b"")[:40].decode("utf-8", "replace")
         return ConsumedRow(
             (
-                letter.error_type,
-                letter.error_message[:70],
-                f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}",
+                printable(letter.error_type),
+                printable(letter.error_message[:70]),
+                printable(f"{letter.source_topic}[{letter.source_partition}]@{letter.source_offset}"),
                 str(len(value or b"")),
-                preview,
+                printable(preview),
             ),
             letter.error_type,
         )
@@ -49,11 +55,11 @@ def row_from(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None, d
         latency = f"{(p.scored_at - p.event_time).total_seconds() * 1000:.0f} ms"
     return ConsumedRow(
         (
-            p.customer_id,
+            printable(p.customer_id),
             f"{p.churn_probability:.3f}",
             "[red]yes[/]" if p.churn else "no",
-            p.model_version[:24],
-            p.event_id[:12],
+            printable(p.model_version[:24]),
+            printable(p.event_id[:12]),
             latency,
         ),
         "churn" if p.churn else "no_churn",
@@ -61,8 +67,9 @@ def row_from(value: bytes | None, headers: Iterable[tuple[str, bytes]] | None, d
 
 
 def render(topic: str, dlq: bool, rows: Iterable[ConsumedRow], totals: Counter[str], seen: int) -> Table:
-    summary = ", ".join(f"{k} {v:,}" for k, v in totals.most_common(6))
-    table = Table(title=f"{topic} — {seen:,} records" + (f" ({summary})" if summary else ""), expand=False)
+    summary = ", ".join(f"{printable(k)} {v:,}" for k, v in totals.most_common(6))
+    title = f"{printable(topic)} — {seen:,} records" + (f" ({summary})" if summary else "")
+    table = Table(title=title, expand=False)
     for column in DLQ_COLUMNS if dlq else PREDICTION_COLUMNS:
         table.add_column(column, overflow="fold" if column == "error_message" else "ellipsis")
     for row in rows:

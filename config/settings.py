@@ -3,18 +3,87 @@
 Every component takes a :class:`Settings` instance as an argument; nothing reads
 the environment behind its caller's back. CLI flags override fields with
 ``settings.model_copy(update=...)``.
+
+Every secret setting ``CHURN_X`` (a ``SecretStr`` field) can also be given as
+``CHURN_X_FILE``, the path of a file holding the value (:class:`SecretFiles`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+ENV_PREFIX = "CHURN_"
+FILE_SUFFIX = "_FILE"
+
+
+class SecretFileError(ValueError):
+    """A ``CHURN_X_FILE`` setting cannot be used; the message names the variable, never the value."""
+
+
+def secret_fields(settings_cls: type[BaseSettings]) -> list[str]:
+    """The names of the settings that hold secrets (``SecretStr`` fields)."""
+    return [
+        name
+        for name, field in settings_cls.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation)
+    ]
+
+
+def read_secret_file(variable: str, path: Path) -> str:
+    """The secret in ``path`` without one trailing newline; errors name ``variable`` and the path only."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SecretFileError(f"{variable}: cannot read {path}: {reason}") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise SecretFileError(f"{variable}: {path} is empty")
+    return value
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """``CHURN_<NAME>_FILE`` for every secret setting: the content of that file is the value.
+
+    The content loses one trailing newline (what ``echo`` and editors add). Setting both
+    ``CHURN_X`` and ``CHURN_X_FILE`` is an error, as is a file that cannot be read or is
+    empty; the errors name the variable and the path, never the content. Our own ~30 lines:
+    the ``_FILE`` sources on PyPI neither refuse both-set nor limit themselves to secrets.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = {key.upper(): value for key, value in environ.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything happens in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_fields(self.settings_cls):
+            variable = f"{ENV_PREFIX}{name.upper()}"
+            path = self._environ.get(variable + FILE_SUFFIX)
+            if path is None:
+                continue
+            if variable in self._environ:
+                raise SecretFileError(f"{variable} and {variable}{FILE_SUFFIX} are both set; keep one")
+            values[name] = read_secret_file(variable + FILE_SUFFIX, Path(path))
+        return values
 
 
 class Settings(BaseSettings):
@@ -53,6 +122,12 @@ class Settings(BaseSettings):
 
     # --- model -----------------------------------------------------------------
     model_store: Path = Path("model-store")
+    # HMAC-SHA256 key that signs manifests (training) and that readers require; kept outside
+    # the store. Unset: manifests are neither signed nor checked for a signature.
+    model_signing_key: SecretStr | None = None
+    # Whether readers may unpickle versions saved with joblib (those trained before the skops
+    # format); a pickle runs code when loaded.
+    model_allow_pickle: bool = True
 
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = "churn-scorer"
@@ -130,7 +205,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = Field(default=1, ge=1)
+    # One key with both scopes (predict and admin).
     api_key: SecretStr | None = None
+    # A file of named keys with scopes, re-read when it changes (see docs/security.md).
+    api_keys_file: Path | None = None
     api_max_batch: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     api_cors_origins: list[str] = Field(default_factory=list)
@@ -140,10 +218,25 @@ class Settings(BaseSettings):
     # Requests per client and window, e.g. "100/second" or "5000/minute" (the ``limits`` syntax);
     # None (the default) disables the limiter. Counted per worker process; see docs/api.md.
     api_rate_limit: str | None = None
-    # Who a limit applies to: the client address, or the X-API-Key value (address when absent).
+    # Who a limit applies to: the client address, or the API key's name (address when absent).
     api_rate_limit_by: Literal["address", "key"] = "address"
+    # Wrong API keys per client address and window before every request of it gets 429.
+    api_auth_failure_limit: str | None = "10/minute"
     # A request still running after this many seconds is answered 504 (0 disables the timeout).
     api_request_timeout_s: float = Field(default=30.0, ge=0)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed
+    # (comma-separated); none by default, so the peer address is the client.
+    api_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # HTTP server limits (api/server.py): request line + headers, time to send them, time to
+    # send the whole request, idle keep-alive, open connections + running requests, listen
+    # backlog, requests before the process exits for its supervisor to restart it.
+    api_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    api_header_timeout_s: float = Field(default=10.0, gt=0)
+    api_read_timeout_s: float = Field(default=30.0, gt=0)
+    api_keepalive_timeout_s: int = Field(default=5, ge=1)
+    api_limit_concurrency: int | None = Field(default=1000, ge=1)
+    api_backlog: int = Field(default=2048, ge=1)
+    api_limit_max_requests: int | None = Field(default=None, ge=1)
 
     # --- producer --------------------------------------------------------------
     producer_rate: float = Field(default=50.0, gt=0)
@@ -154,7 +247,33 @@ class Settings(BaseSettings):
     # --- logging ---------------------------------------------------------------
     log_level: str = "INFO"
 
-    @field_validator("api_rate_limit")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secret_files = SecretFiles(settings_cls, os.environ)
+        return init_settings, env_settings, secret_files, dotenv_settings, file_secret_settings
+
+    @field_validator("api_trusted_proxies", mode="before")
+    @classmethod
+    def _proxies_are_networks(cls, value: Any) -> list[str]:
+        items = value.split(",") if isinstance(value, str) else list(value or [])
+        networks = []
+        for item in (str(i).strip() for i in items):
+            if not item:
+                continue
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {item!r}") from exc
+        return networks
+
+    @field_validator("api_rate_limit", "api_auth_failure_limit")
     @classmethod
     def _rate_limit_parses(cls, value: str | None) -> str | None:
         if value is None or not value.strip():

@@ -19,7 +19,7 @@ from config.settings import Settings
 from devstack.broker import EmbeddedBroker
 from devstack.ports import port_open, split_bootstrap
 from devstack.processes import ChurnProcess, QualityProcess, ScorerProcess
-from models.registry import ModelRegistry
+from models.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Stack:
         return "embedded"
 
     def needs_model(self) -> bool:
-        return ModelRegistry(self.settings.model_store).current() is None
+        return ModelStore(self.settings.model_store).current() is None
 
     def train_model(self, rows: int = 7043, candidates: list[str] | None = None) -> ChurnProcess:
         """Start ``churn train`` (synthetic data, promote) as a child, so a Ctrl-C can stop it too."""

@@ -4,18 +4,23 @@
 Readers take ``live.predictor`` once per request or batch and keep that
 reference until they are done, so work in flight always finishes on the model
 it started with. :meth:`LiveModel.refresh` looks at the registry's ``CURRENT``
-pointer; when it names a different version it loads that version (sha256
-verified by the registry), checks the compiled fast path against sklearn on
-probe records and that its reason codes add up to its log-odds there, and
-only then swaps the reference — a single attribute assignment, atomic for
-readers. A version that fails to load is refused, the
-old model keeps serving, and the failure is remembered so a poll loop does not
+pointer; when it names a different version it test-loads that version
+(:meth:`models.registry.ModelRegistry.vet`: integrity, signature, the compiled
+fast path against sklearn, reason codes, probe predictions) and only then swaps
+the reference — a single attribute assignment, atomic for readers. A version
+that fails is refused and the failure is remembered, so a poll loop does not
 retry the same broken version every few seconds (``force=True`` retries).
+
+When ``CURRENT`` cannot be loaded the process falls back, loudly (an ERROR log
+line and ``model_is_fallback(True)`` to its metrics): it keeps the model it was
+serving, or — at start-up, with nothing serving yet — loads the newest version
+of the promotion history that passes the same checks. It leaves the fallback as
+soon as ``CURRENT`` loads.
 
 Nothing here knows about asyncio, FastAPI, Faust or Prometheus: the API calls
 ``refresh`` from a background thread on a timer, the stream scorer between
 batches, and both pass their metrics as :class:`ModelEvents`, told of every
-version loaded and every one refused.
+version loaded and refused, and of every fallback begun or ended.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from models.predictor import Predictor
-from models.probes import probe_records
 from models.registry import ModelRegistry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,9 @@ class ReloadResult:
     pointer names the version already serving, or a version refused before),
     ``refused`` (the pointed-to version failed verification or loading; the old
     model, if any, still serves) or ``no_model`` (nothing promoted yet).
+    ``fallback`` is true while the version serving is not ``CURRENT`` because
+    ``CURRENT`` was refused. ``error`` says why a version was refused, in words
+    fit for a client (no paths, no hashes); the log has the details.
     """
 
     status: ReloadStatus
@@ -53,6 +60,7 @@ class ReloadResult:
     candidate: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    fallback: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +70,7 @@ class ReloadResult:
             "candidate": self.candidate,
             "error": self.error,
             "seconds": round(self.seconds, 6),
+            "fallback": self.fallback,
         }
 
 
@@ -74,6 +83,10 @@ class ModelEvents(Protocol):
 
     def model_refused(self) -> None:
         """A promoted version was refused, or the registry pointer could not be read."""
+        ...
+
+    def model_is_fallback(self, active: bool) -> None:
+        """Whether the version serving now is a fallback for a ``CURRENT`` that was refused."""
         ...
 
 
@@ -92,6 +105,7 @@ class LiveModel:
         self._events = events
         self._predictor: Predictor | None = None
         self._refused: str | None = None
+        self._fallback = False
         self._lock = threading.Lock()
         self.last_result: ReloadResult | None = None
         self.loaded_at: float | None = None
@@ -103,9 +117,15 @@ class LiveModel:
         """The model to use now; take it once and keep the reference for the whole request."""
         return self._predictor
 
+    @property
+    def fallback(self) -> bool:
+        """Whether the version serving is a fallback for a ``CURRENT`` that was refused."""
+        return self._fallback
+
     @classmethod
     def load(cls, registry: ModelRegistry, *, events: ModelEvents | None = None) -> LiveModel:
-        """A live model already serving the promoted version; :class:`RegistryError` when none is usable."""
+        """A live model already serving the promoted version (or the last good one, see the module
+        docstring); :class:`RegistryError` when none is usable."""
         live = cls(registry, events=events)
         result = live.refresh()
         if live.predictor is None:
@@ -143,8 +163,11 @@ class LiveModel:
             return
         if result.status == "refused":
             self._events.model_refused()
-        elif result.status == "loaded":
-            self._events.model_loaded(self.current.version, self.current.info.selected_model)
+        predictor = self._predictor
+        swapped = result.status == "loaded" or (result.fallback and result.previous != result.serving)
+        if swapped and predictor is not None:
+            self._events.model_loaded(predictor.version, predictor.info.selected_model)
+        self._events.model_is_fallback(result.fallback)
 
     def _refresh_locked(self, force: bool) -> ReloadResult:
         serving = self.version
@@ -152,25 +175,24 @@ class LiveModel:
             wanted = self.registry.current()
         except OSError as exc:
             self.failures += 1
-            return ReloadResult("refused", serving, error=f"cannot read the registry pointer: {exc}")
+            log.error("model_pointer_unreadable error=%r", exc)
+            reason = exc.strerror or type(exc).__name__
+            error = f"cannot read the registry pointer ({reason})"
+            return ReloadResult("refused", serving, error=error, fallback=self._fallback)
         if wanted is None:
-            return ReloadResult("no_model", serving)
-        if wanted == serving or (wanted == self._refused and not force):
+            return ReloadResult("no_model", serving, fallback=self._fallback)
+        if wanted == serving:
+            self._fallback = False
             return ReloadResult("unchanged", serving, candidate=wanted)
+        if wanted == self._refused and not force:
+            return ReloadResult("unchanged", serving, candidate=wanted, fallback=self._fallback)
         try:
-            predictor = Predictor.from_registry(self.registry, wanted)
-            probes = self._probes if self._probes is not None else probe_records()
-            predictor.check_fast_path(list(probes))
-            predictor.check_reasons(list(probes))
+            predictor = self.registry.vet(wanted, self._probes)
         except Exception as exc:  # whatever is wrong with the new version, the old one keeps serving
-            self._refused = wanted
-            self.failures += 1
-            log.error("model_reload_refused candidate=%s serving=%s error=%s", wanted, serving or "none", exc)
-            return ReloadResult("refused", serving, previous=serving, candidate=wanted, error=str(exc))
-        self._predictor = predictor  # the swap: one reference assignment
+            return self._refuse(wanted, serving, exc)
+        self._serve(predictor)
         self._refused = None
-        self.loaded_at = time.time()
-        self.reloads += 1
+        self._fallback = False
         log.info(
             "model_loaded version=%s previous=%s model=%s fast_path=%s",
             predictor.version,
@@ -179,3 +201,50 @@ class LiveModel:
             predictor.fast_path,
         )
         return ReloadResult("loaded", predictor.version, previous=serving, candidate=wanted)
+
+    def _refuse(self, wanted: str, serving: str | None, exc: Exception) -> ReloadResult:
+        """``wanted`` failed: remember it, and fall back to the model serving or the last good one."""
+        self._refused = wanted
+        self.failures += 1
+        error = str(exc) if isinstance(exc, RegistryError) else f"it failed to load ({type(exc).__name__})"
+        log.error("model_reload_refused candidate=%s serving=%s error=%s", wanted, serving or "none", exc)
+        now = serving
+        if now is None:
+            fallback = self._last_good(exclude=wanted)
+            if fallback is not None:
+                self._serve(fallback)
+                now = fallback.version
+        self._fallback = now is not None
+        if self._fallback:
+            log.error(
+                "model_fallback serving=%s current=%s: CURRENT cannot be loaded; serving the last good "
+                "version until CURRENT is fixed or another version is promoted",
+                now,
+                wanted,
+            )
+        return ReloadResult(
+            "refused", now, previous=serving, candidate=wanted, error=error, fallback=self._fallback
+        )
+
+    def _last_good(self, exclude: str) -> Predictor | None:
+        """The newest version of the promotion history, other than ``exclude``, that passes the checks."""
+        try:
+            history = self.registry.history()
+        except (OSError, ValueError) as exc:
+            log.error("model_history_unreadable error=%r", exc)
+            return None
+        tried = {exclude}
+        for version in reversed(history):
+            if version in tried:
+                continue
+            tried.add(version)
+            try:
+                return self.registry.vet(version, self._probes)
+            except Exception as exc:
+                log.error("model_fallback_refused version=%s error=%s", version, exc)
+        return None
+
+    def _serve(self, predictor: Predictor) -> None:
+        self._predictor = predictor  # the swap: one reference assignment
+        self.loaded_at = time.time()
+        self.reloads += 1

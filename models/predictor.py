@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from models.encoding import FeatureEncoder
 from models.explain import Contributions, Reason, compile_explainer, reasons
 from models.fastpath import compile_tail
-from models.registry import LoadedModel, ModelRegistry
+from models.store import LoadedModel, ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class Predictor:
         return cls(loaded.pipeline, loaded.manifest)
 
     @classmethod
-    def from_registry(cls, registry: ModelRegistry, version: str | None = None) -> Predictor:
+    def from_registry(cls, registry: ModelStore, version: str | None = None) -> Predictor:
         """Load (sha256-verified) the given version, the promoted one by default."""
         return cls.from_loaded(registry.load(version))
 

@@ -67,20 +67,32 @@ def _model_reload_failures(registry: CollectorRegistry) -> Counter:
     )
 
 
+def _model_fallback(registry: CollectorRegistry) -> Gauge:
+    return Gauge(
+        "churn_model_fallback",
+        "1 while the model serving is not the promoted one (CURRENT), because CURRENT was refused.",
+        registry=registry,
+    )
+
+
 class ModelMetrics:
-    """The model in use and the refused reloads, as every process that serves a model reports them.
+    """The model in use, the refused reloads and the fallback, as every process serving a model reports them.
 
     Hand the metrics object to ``models.live.LiveModel(events=...)``: it calls these methods.
     """
 
     model_info: Gauge
     model_reload_failures: Counter
+    model_fallback: Gauge
 
     def model_loaded(self, version: str, model: str) -> None:
         set_model_info(self.model_info, version, model)
 
     def model_refused(self) -> None:
         self.model_reload_failures.inc()
+
+    def model_is_fallback(self, active: bool) -> None:
+        self.model_fallback.set(1 if active else 0)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class ScorerMetrics(ModelMetrics):
     model_info: Gauge
     drift_psi: Gauge
     model_reload_failures: Counter
+    model_fallback: Gauge
     broker_up: Gauge
     scorer_ready: Gauge
     scorer_condition: Gauge
@@ -154,6 +167,7 @@ class ScorerMetrics(ModelMetrics):
                 registry=reg,
             ),
             model_reload_failures=_model_reload_failures(reg),
+            model_fallback=_model_fallback(reg),
             broker_up=Gauge(
                 "churn_broker_up",
                 "1 while the scorer's broker probe succeeds, 0 during an outage.",
@@ -214,6 +228,8 @@ class ApiMetrics(ModelMetrics):
     probability: BatchHistogram
     model_info: Gauge
     model_reload_failures: Counter
+    model_fallback: Gauge
+    auth_failures: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
@@ -237,6 +253,14 @@ class ApiMetrics(ModelMetrics):
             probability=_probability(reg),
             model_info=_model_info(reg),
             model_reload_failures=_model_reload_failures(reg),
+            model_fallback=_model_fallback(reg),
+            auth_failures=Counter(
+                "churn_api_auth_failures",
+                "Requests refused by the API key check, by reason: missing_key, invalid_key, "
+                "insufficient_scope, throttled (an address over CHURN_API_AUTH_FAILURE_LIMIT).",
+                ["reason"],
+                registry=reg,
+            ),
         )
 
 

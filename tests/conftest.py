@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.internals import ResponseLog, known_digests
 from tests.support.kafka_tools import KafkaTools
 from tests.support.prometheus import PrometheusServer
 
@@ -139,3 +140,24 @@ def prometheus_server(tmp_path: Path) -> Iterator[StartPrometheus]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _answers_leak_nothing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ResponseLog]:
+    """In the API test modules (``test_api*``), every response an httpx client gets (TestClient and
+    clients over ASGITransport or real sockets) is scanned after the test: no filesystem path, no
+    stack trace, no hash of a stored artifact (tests/support/internals.py)."""
+    log = ResponseLog()
+    if not request.module.__name__.rsplit(".", 1)[-1].startswith("test_api"):
+        yield log
+        return
+    log.installed(monkeypatch)
+    yield log
+    if not log.seen:
+        return
+    base = tmp_path_factory.getbasetemp()
+    repo = str(Path(__file__).resolve().parents[1])
+    problems = list(log.problems(known_digests(base), extra_paths=(str(base), repo)))
+    assert not problems, "internals in API answers:\n" + "\n".join(problems[:10])

@@ -40,6 +40,8 @@ class TrainConfig:
     auc_tolerance: float | None = None  # None: one standard error of the best candidate's CV ROC AUC
     calibrate: bool = True
     cost_plan: CostPlan = field(default_factory=CostPlan)
+    # Signs the manifest (CHURN_MODEL_SIGNING_KEY); None writes an unsigned version.
+    signing_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -73,11 +75,11 @@ def load_data(config: TrainConfig) -> tuple[pd.DataFrame, str]:
 
 def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
     """Train every candidate, select by ROC AUC and serving cost, write a version, maybe promote it."""
-    import joblib
     from sklearn.model_selection import train_test_split
 
+    from models import artifact
     from models.explain import compile_explainer
-    from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry
+    from models.registry import MANIFEST_FILE, ModelRegistry
     from training import calibrate, evaluate, report, retention, selection, serving_cost
     from training import candidates as candidate_module
     from training import data as data_module
@@ -150,7 +152,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         timings["calibration"] = time.perf_counter() - t0
     explainer = compile_explainer(served[1:])
 
-    registry = ModelRegistry(config.store)
+    registry = ModelRegistry(config.store, signing_key=config.signing_key)
     version = new_version(fingerprint)
     manifest: dict[str, Any] = {
         "version": version,
@@ -186,7 +188,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
 
     with registry.stage(version) as folder:
         on_step("writing artifacts")
-        joblib.dump(served, folder / MODEL_FILE, compress=3)
+        artifact.dump(served, folder)
         pictures: dict[str, str] = {}
         if config.plots:
             t0 = time.perf_counter()

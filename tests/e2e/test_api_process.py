@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +17,7 @@ import httpx
 import pytest
 
 from devstack.ports import free_port
-from devstack.processes import ChurnProcess
+from devstack.processes import ChurnProcess, churn_executable
 from models.registry import ModelRegistry
 from training.run import TrainConfig, train
 from training.synthetic import generate
@@ -154,3 +157,86 @@ def test_several_workers_use_the_factory(store: tuple[Path, str, str]) -> None:
         code, output = server.stop()
     assert code in (0, -signal.SIGTERM), output
     assert output.count("model_loaded") == 2  # each worker loaded (and verified) the model
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def _huge_header(port: int, megabytes: int) -> int:
+    """Send one request with a ``megabytes`` MB header; the bytes the server took before closing."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\nhost: t\r\nx-big: ")
+            chunk = b"a" * 65536
+            while sent < megabytes * 2**20:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+    return sent
+
+
+def test_hostile_connections_do_not_hold_the_real_server(store: tuple[Path, str, str]) -> None:
+    """The findings against `churn api` itself: four 50 MB headers took the process from 205 to
+    404 MB; a slow-header connection was still open after 70 s. Now: bounded memory, 431, 408."""
+    server = Server(store[0], env={"CHURN_API_HEADER_TIMEOUT_S": "2"})
+    try:
+        pid = server.process.pid
+        before = _rss_mb(pid)
+        peak = before
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(_huge_header(server.port, 50))) for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, _rss_mb(pid))
+            time.sleep(0.01)
+        assert len(results) == 4 and max(results) < 50 * 2**20
+        assert peak - before < 30, f"{before:.0f} -> {peak:.0f} MB"
+
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        started = time.monotonic()
+        slow.sendall(b"GET /health HTTP/1.1\r\n")
+        answer = b""
+        with contextlib.suppress(OSError):
+            for i in range(100):
+                slow.sendall(f"x-{i}: y\r\n".encode())
+                time.sleep(0.1)
+                slow.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    answer += slow.recv(4096)
+                slow.setblocking(True)
+                if answer:
+                    break
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 5
+        slow.close()
+        assert httpx.get(f"{server.url}/health/ready", timeout=5).status_code == 200  # still serving
+    finally:
+        code, output = server.stop()
+    assert code in (0, -signal.SIGTERM), output
+    assert "http_header_timeout" in output
+
+
+def test_a_short_api_key_stops_the_real_server_before_it_listens(tmp_path: Path) -> None:
+    key_file = tmp_path / "api_key"
+    key_file.write_text("change-me\n")
+    result = subprocess.run(
+        [churn_executable(), "api", "--port", str(free_port()), "--store", str(tmp_path)],
+        env={**os.environ, "CHURN_API_KEY_FILE": str(key_file)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "at least 32 are required" in " ".join(result.stderr.split())
+    assert "change-me" not in result.stdout + result.stderr

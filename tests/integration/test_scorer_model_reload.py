@@ -1,4 +1,5 @@
-"""Hot reload in a running `churn score`: promote, refuse a tampered version, roll back — all live."""
+"""Hot reload in a running `churn score`: promote, refuse a tampered version, roll back — all live;
+and a scorer that starts while CURRENT cannot be loaded falls back to the last good version."""
 
 from __future__ import annotations
 
@@ -95,13 +96,46 @@ def test_promote_tamper_and_rollback_take_effect_in_a_running_scorer(
     time.sleep(1.5)  # three more polls: a refused version is not retried (nor counted) again
     assert scorer.metric("churn_model_reload_failures_total") == 1
     assert scorer.metric("churn_model_info", version=v2) == 1
+    assert scorer.metric("churn_model_fallback") == 1  # serving v2, not CURRENT's v3
     assert scorer.tail(400).count("model_reload_refused") == 1
 
-    # 3. `churn models rollback` (history v1 -> v2: back to v1) is followed live too.
-    subprocess.run([CHURN, "models", "rollback", "--store", str(store)], check=True, capture_output=True)
+    # 3. `churn models rollback` refuses: CURRENT (v3, moved by hand) is not the last promotion
+    #    (v2). Promoting v1 explicitly is followed live, and ends the fallback.
+    refused = subprocess.run(
+        [CHURN, "models", "rollback", "--store", str(store)], capture_output=True, text=True
+    )
+    assert refused.returncode == 1
+    assert "churn models promote VERSION" in " ".join(refused.stderr.split())
+    subprocess.run([CHURN, "models", "promote", v1, "--store", str(store)], check=True, capture_output=True)
     assert registry.current() == v1
     _wait_for(scorer, f"model {v1}", lambda: scorer.metric("churn_model_info", version=v1) == 1)
+    assert scorer.metric("churn_model_fallback") == 0
     assert _score_round(kafka, topics, 4, done) == {v1}
 
     assert len(done) == 1200
     assert scorer.stop() == 0, scorer.tail()
+
+
+def test_a_scorer_starting_while_current_is_broken_falls_back_to_the_last_good_version(
+    kafka_bootstrap: str, kafka: KafkaTools, topics: dict[str, str], store: Path, tmp_path: Path
+) -> None:
+    """The finding: an unloadable CURRENT made a fresh scorer refuse to start."""
+    registry = ModelRegistry(store)
+    v1 = registry.current()
+    v2 = sorted(set(registry.versions()) - {v1})[0]
+    registry.promote(v2)  # history: v1, v2
+    artifact = store / v2 / MODEL_FILE
+    artifact.write_bytes(artifact.read_bytes()[:1000])  # then damaged on disk
+    env = scorer_env(kafka_bootstrap, store, topics, kafka.unique("scorer"))
+    scorer = ScorerProcess(env, tmp_path / "scorer.log")
+    try:
+        scorer.wait_metrics()
+        assert scorer.metric("churn_model_fallback") == 1
+        assert scorer.metric("churn_model_info", version=v1) == 1
+        done: dict[str, str] = {}
+        assert _score_round(kafka, topics, 5, done) == {v1}
+        log = scorer.tail(400)
+        assert f"model_fallback serving={v1} current={v2}" in log
+        assert "model fallback:" in log  # and on the console
+    finally:
+        assert scorer.stop() == 0, scorer.tail()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from api.app import create_app
 from config.settings import Settings
 from tests.support.api_support import Store, customer, store_copy
 
-KEY = "limit-test-key"
+KEY = "limit-test-key-0123456789abcdefghijklmnop"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_per_address_limit_is_429_with_retry_after(store: Store) -> None:
         assert 'status="429"' in metrics
 
 
-def test_per_key_limit_counts_each_key_not_each_address(store: Store) -> None:
+def test_per_key_limit_counts_each_key_name_not_each_address(store: Store, tmp_path: Path) -> None:
     settings = Settings(
         model_store=store.path, api_key=KEY, api_rate_limit="3/minute", api_rate_limit_by="key"
     )
@@ -69,6 +70,34 @@ def test_per_key_limit_counts_each_key_not_each_address(store: Store) -> None:
         _assert_429(b.post("/predict", json=customer(), headers=headers), "3/minute")
         # Wrong keys are refused by the key check (403), before any limit is counted.
         assert a.post("/predict", json=customer(), headers={"X-API-Key": "x"}).status_code == 403
+    # Keys from the keys file are counted by their name, each with a budget of its own.
+    other = "o" * 40
+    keys = tmp_path / "keys"
+    keys.write_text(f"billing predict {KEY}\nreports predict {other}\n")
+    settings = Settings(
+        model_store=store.path, api_keys_file=keys, api_rate_limit="2/minute", api_rate_limit_by="key"
+    )
+    with clients(create_app(settings, poll=False), "10.0.0.1") as (a,):
+        assert [a.get("/model", headers={"X-API-Key": KEY}).status_code for _ in range(3)] == [200, 200, 429]
+        assert a.get("/model", headers={"X-API-Key": other}).status_code == 200
+
+
+def test_random_keys_never_open_fresh_budgets(store: Store) -> None:
+    """The finding: with by=key and no key configured, each random X-API-Key got a fresh bucket.
+    Now by=key needs keys (tests/unit/test_api_auth.py), and wrong keys are refused and throttled."""
+    settings = Settings(
+        model_store=store.path,
+        api_key=KEY,
+        api_rate_limit="3/minute",
+        api_rate_limit_by="key",
+        api_auth_failure_limit="5/minute",
+    )
+    with clients(create_app(settings, poll=False), "10.0.0.9") as (a,):
+        statuses = [
+            a.post("/predict", json=customer(), headers={"X-API-Key": f"random-{i:04d}" * 4}).status_code
+            for i in range(8)
+        ]
+    assert statuses == [403] * 5 + [429] * 3
 
 
 def test_no_limit_by_default(store: Store) -> None:

@@ -375,7 +375,7 @@ def test_no_bodies_or_customer_ids_in_logs(store: Store, caplog: pytest.LogCaptu
 
 
 def test_cors_preflight_for_a_configured_origin(store: Store) -> None:
-    with make_client(store.path, api_cors_origins=["https://app.example"], api_key="k") as client:
+    with make_client(store.path, api_cors_origins=["https://app.example"], api_key="k" * 32) as client:
         allowed = client.options(
             "/predict",
             headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},

@@ -3,7 +3,8 @@
 schemathesis generates valid (positive) and invalid (negative) requests for
 every operation from the schema the app publishes and runs all its checks on
 each response: no server error, status code and content type documented,
-response body matching the schema, invalid data rejected, valid data accepted.
+response body matching the schema, invalid data rejected, valid data accepted;
+and no answer carries internals (paths, stack traces, artifact hashes).
 Bounded in examples per operation and mode.
 
 (``schemathesis.pytest.from_fixture`` does not work with pytest 9 yet, so the
@@ -25,6 +26,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection
 from api.app import create_app
 from config.settings import Settings
 from tests.support.api_support import store_copy
+from tests.support.internals import leaks
 
 OPERATIONS = [
     ("POST", "/predict"),
@@ -77,6 +79,8 @@ def test_operation_conforms_to_the_schema(api_schema: Any, method: str, path: st
     def check(case: Any) -> None:
         response = case.call_and_validate(excluded_checks=excluded)
         calls.append(response.status_code)
+        text = response.content.decode("utf-8", "replace")
+        assert not leaks(text, set()), text[:300]
 
     check()
     assert calls, "schemathesis generated no request"

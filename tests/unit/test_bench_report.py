@@ -49,3 +49,24 @@ def test_an_error_message_is_printed_as_written(capsys: pytest.CaptureFixture[st
     with pytest.raises(typer.Exit):
         fail("--profile needs py-spy: pip install -e '.[bench]'")
     assert "pip install -e '.[bench]'" in capsys.readouterr().err
+
+
+def test_the_format_report_replaces_its_own_section_only(tmp_path: Any) -> None:
+    from benchmarks import format_bench
+
+    row = {
+        "size_kb": {"joblib": 22.0, "skops": 27.0},
+        "load_ms": {"joblib": 0.7, "skops": 4.6},
+        "identical": True,
+        "single_ratio": 1.01,
+        "batch_ratio": 0.98,
+    }
+    results = {"rows": {"spline_logistic": row}, "machine": "m", "date": "d", "command": "churn bench format"}
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## API\n\nkept\n")
+    format_bench.write_docs(doc, results)
+    format_bench.write_docs(doc, {**results, "rows": {"blend": {**row, "identical": False}}})
+    text = doc.read_text()
+    assert text.count("## Model format") == 1 and "kept" in text
+    assert "| blend | 22 / 27 | 0.7 / 4.6 | NO | 1.01 | 0.98 |" in text
+    assert "spline_logistic |" not in text

@@ -229,3 +229,63 @@ def test_train_select_best_auc_and_tolerance_flags(tmp_path: Path) -> None:
     assert manifest["selection_details"]["tolerance"] == 1.0
     costs = manifest["serving_cost"]
     assert manifest["selected_model"] == min(costs, key=lambda n: costs[n]["single_p50_us"])
+
+
+def test_models_promote_refuses_what_cannot_load_and_rollback_checks_current(
+    two_versions: tuple[Path, str, str],
+) -> None:
+    store, first, second = two_versions
+    broken = "99990101T000000000000Z-broken"
+    shutil.copytree(store / first, store / broken)  # a copied folder: its manifest names `first`
+    refused = runner.invoke(app, ["models", "promote", broken, "--store", str(store)])
+    assert refused.exit_code == 1
+    assert "CURRENT is unchanged" in refused.output
+    assert ModelRegistry(store).current() == second
+    (store / "CURRENT").write_text(first + "\n")  # moved by hand
+    rollback = runner.invoke(app, ["models", "rollback", "--store", str(store)])
+    assert rollback.exit_code == 1
+    assert "churn models promote VERSION" in " ".join(rollback.output.split())
+
+
+def test_models_sign_with_the_key_from_a_file(
+    two_versions: tuple[Path, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, first, second = two_versions
+    key_file = tmp_path / "signing-key"
+    key_file.write_text("k" * 40 + "\n")
+    monkeypatch.setenv("CHURN_MODEL_SIGNING_KEY_FILE", str(key_file))
+    unsigned = runner.invoke(app, ["models", "promote", first, "--store", str(store)])
+    assert unsigned.exit_code == 1
+    assert "not signed" in unsigned.output
+    signed = runner.invoke(app, ["models", "sign", "--all", "--store", str(store)])
+    assert signed.exit_code == 0, signed.output
+    assert f"signed {first}" in signed.output and f"signed {second}" in signed.output
+    assert runner.invoke(app, ["models", "promote", first, "--store", str(store)]).exit_code == 0
+    listing = runner.invoke(app, ["models", "list", "--store", str(store)])
+    assert "skops" in listing.output
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHURN_API_KEY": "short"}, "CHURN_API_KEY: key 'default' is 5 characters"),
+        ({"CHURN_API_RATE_LIMIT": "5/second", "CHURN_API_RATE_LIMIT_BY": "key"}, "needs API keys"),
+    ],
+)
+def test_api_refuses_unusable_key_settings_before_listening(
+    env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["api", "--port", "1", "--store", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert "short" not in result.output.replace("5 characters", "")
+
+
+def test_an_unreadable_secret_file_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_API_KEY_FILE", str(tmp_path / "missing"))
+    result = runner.invoke(app, ["models", "list", "--store", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "CHURN_API_KEY_FILE: cannot read" in " ".join(result.output.split())
+    assert "Traceback" not in result.output

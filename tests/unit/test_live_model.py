@@ -1,7 +1,11 @@
-"""LiveModel: load, swap, refuse a tampered artifact, stay consistent under threads."""
+"""LiveModel: load, swap, refuse a tampered artifact, fall back loudly, stay consistent under threads."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import pytest
 from models.live import LiveModel
 from models.predictor import Predictor
 from models.probes import probe_records
-from models.registry import MODEL_FILE, ModelRegistry, RegistryError
+from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry, RegistryError
 from schemas.events import CustomerFeatures
 from schemas.features import CATEGORIES
 from tests.support.api_support import Store, records, store_copy, tamper
@@ -35,12 +39,23 @@ class Events:
     def __init__(self) -> None:
         self.loaded: list[tuple[str, str]] = []
         self.refused = 0
+        self.fallback: list[bool] = []
 
     def model_loaded(self, version: str, model: str) -> None:
         self.loaded.append((version, model))
 
     def model_refused(self) -> None:
         self.refused += 1
+
+    def model_is_fallback(self, active: bool) -> None:
+        self.fallback.append(active)
+
+
+def point_current_at(store: Store, version: str) -> None:
+    """Move the CURRENT pointer without the registry's checks (as a bad deploy or a hand edit would)."""
+    tmp = store.path / ".CURRENT.tmp"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, store.path / "CURRENT")
 
 
 def test_empty_store_cannot_be_loaded_for_serving(tmp_path: Path) -> None:
@@ -95,6 +110,7 @@ def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> No
     assert live.version == store.v1
     assert live.failures == 1
     assert events.refused == 1
+    assert result.fallback and live.fallback and events.fallback[-1] is True
 
     # the poll loop does not retry the same broken version over and over
     assert live.refresh().status == "unchanged"
@@ -106,6 +122,7 @@ def test_refuses_a_tampered_artifact_and_keeps_the_old_model(store: Store) -> No
     assert live.refresh().status == "unchanged"
     assert live.refresh(force=True).status == "loaded"
     assert live.version == store.v2
+    assert not live.fallback and events.fallback[-1] is False
 
 
 def test_concurrent_refreshes_load_once(store: Store) -> None:
@@ -154,7 +171,10 @@ def test_refuses_a_verified_artifact_that_is_not_a_pipeline(store: Store) -> Non
     manifest["version"] = odd
     manifest["sha256"][MODEL_FILE] = sha256_file(folder / MODEL_FILE)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
-    store.registry.promote(odd)  # passes the registry's integrity check
+    store.registry.verify(odd)  # passes the integrity check...
+    with pytest.raises(RegistryError):
+        store.registry.promote(odd)  # ...but promote test-loads it and refuses
+    point_current_at(store, odd)  # as if promoted by hand
 
     result = live.refresh()
     assert result.status == "refused"
@@ -171,3 +191,51 @@ def test_probe_records_are_valid_customers_covering_every_level() -> None:
         assert {record[name] for record in probes} == set(levels), name
     assert any(record["total_charges"] is None for record in probes)
     assert {record["senior_citizen"] for record in probes} == {0, 1}
+
+
+# --- readers fall back to the last good version, loudly ---------------------------------------------
+def test_a_fresh_process_falls_back_to_the_last_good_version(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CURRENT cannot load at start-up: serve the newest good version of the history, and say so."""
+    store.registry.promote(store.v2)  # history: v1, v2
+    tamper(store.path / store.v2 / MODEL_FILE)
+    events = Events()
+    with caplog.at_level(logging.ERROR):
+        live = LiveModel.load(store.registry, events=events)  # what `churn score` does at start-up
+    assert live.version == store.v1
+    assert live.fallback
+    assert events.loaded == [(store.v1, "spline_logistic")]
+    assert events.fallback == [True]
+    assert live.last_result is not None
+    assert (live.last_result.status, live.last_result.candidate) == ("refused", store.v2)
+    assert any("model_fallback serving=" + store.v1 in r.getMessage() for r in caplog.records)
+    # the broken CURRENT is not retried every poll; a fixed or new promotion ends the fallback
+    assert live.refresh().status == "unchanged"
+    assert live.fallback
+    point_current_at(store, store.v1)
+    assert live.refresh().status == "unchanged"
+    assert not live.fallback
+
+
+def test_nothing_good_in_the_history_means_no_model(store: Store) -> None:
+    store.registry.promote(store.v2)
+    tamper(store.path / store.v2 / MODEL_FILE)
+    tamper(store.path / store.v1 / MODEL_FILE)
+    with pytest.raises(RegistryError, match="sha256 mismatch"):
+        LiveModel.load(store.registry)
+
+
+def test_a_copied_folder_is_refused_once_not_reloaded_every_poll(store: Store) -> None:
+    """A folder copied under a new name (manifest naming the original) used to reload on every poll."""
+    live = LiveModel(store.registry)
+    live.refresh()
+    copy = "29990101T000000000000Z-copy"
+    shutil.copytree(store.path / store.v1, store.path / copy)
+    point_current_at(store, copy)
+    statuses = [live.refresh().status for _ in range(5)]
+    assert statuses == ["refused", "unchanged", "unchanged", "unchanged", "unchanged"]
+    assert live.reloads == 1
+    assert live.version == store.v1
+    manifest = json.loads((store.path / copy / MANIFEST_FILE).read_text())
+    assert manifest["version"] == store.v1

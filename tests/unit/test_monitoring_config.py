@@ -72,6 +72,7 @@ REQUIRED_ALERTS = {
     "ChurnLagExporterDown": ("warning", "up"),
     "ChurnLiveRocAucBelowTraining": ("warning", "churn_live_roc_auc"),
     "ChurnQualityJobDown": ("warning", "up"),
+    "ChurnModelFallback": ("critical", "churn_model_fallback"),
 }
 
 

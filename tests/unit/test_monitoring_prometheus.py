@@ -58,6 +58,7 @@ EXPECTED_QUIET = {
     "ChurnScorerAbsent",
     "ChurnApiDown",
     "ChurnQualityJobDown",
+    "ChurnModelFallback",
     "ChurnPartitionStalled",
 }
 

@@ -1,24 +1,42 @@
-"""The model registry: integrity checks, listing, atomic promote and rollback."""
+"""The model registry: integrity checks, listing, atomic promote and rollback, and what it refuses.
+
+Each finding of the hardening issue is a test here: an unloadable version promoted; manifest
+entries reaching outside the version folder; a copied folder under another name; a tampered
+artifact with a rewritten sha256 when signing is on; rollback without its precondition.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
+import re
 import shutil
 import threading
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
+import skops.io as sio
 
+from models import artifact
 from models.registry import (
     CURRENT_FILE,
+    LEGACY_MODEL_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     IntegrityError,
+    ModelCheckError,
     ModelRegistry,
     RegistryError,
+    sha256_file,
 )
 from training.run import TrainOutcome
+
+KEY = b"a-signing-key-of-at-least-32-bytes!!"
+HEX = re.compile(r"[0-9a-f]{8,}")
 
 
 def clone_version(store: Path, source: str, name: str) -> None:
@@ -29,6 +47,21 @@ def clone_version(store: Path, source: str, name: str) -> None:
     (store / name / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
+def rewrite_manifest(folder: Path, **changes: object) -> dict[str, object]:
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest.update(changes)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return manifest  # type: ignore[no-any-return]
+
+
+def flip_byte(path: Path, offset: int = 100) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
 def test_trained_version_is_listed_current_and_loadable(trained: TrainOutcome) -> None:
     registry = ModelRegistry(trained.path.parent)
     assert registry.versions() == [trained.version]
@@ -36,20 +69,19 @@ def test_trained_version_is_listed_current_and_loadable(trained: TrainOutcome) -
     loaded = registry.load()
     assert loaded.version == trained.version
     assert loaded.manifest["selected_model"] == trained.selected_model
+    assert loaded.manifest["model_format"] == "skops"
+    assert loaded.manifest["model_file"] == MODEL_FILE == "model.skops"
     assert set(loaded.manifest["sha256"]) >= {MODEL_FILE, "report.md", "roc_curves.png"}
 
 
-def test_tampered_model_is_refused(store_copy: Path) -> None:
+def test_tampered_model_is_refused_without_leaking_hashes(store_copy: Path) -> None:
     registry = ModelRegistry(store_copy)
     version = registry.current()
     assert version is not None
-    with (store_copy / version / MODEL_FILE).open("r+b") as handle:
-        handle.seek(100)
-        byte = handle.read(1)
-        handle.seek(100)
-        handle.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(IntegrityError, match="sha256 mismatch for model.joblib"):
+    flip_byte(store_copy / version / MODEL_FILE)
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for {MODEL_FILE}") as caught:
         registry.load()
+    assert not HEX.search(str(caught.value).replace(version, "")), str(caught.value)
     with pytest.raises(IntegrityError):
         registry.promote(version)
 
@@ -63,7 +95,7 @@ def test_truncated_or_missing_artifacts_are_refused(store_copy: Path) -> None:
         registry.verify(version)
     model = store_copy / version / MODEL_FILE
     model.write_bytes(model.read_bytes()[:1000])
-    with pytest.raises(IntegrityError, match="sha256 mismatch for model.joblib"):
+    with pytest.raises(IntegrityError, match=f"sha256 mismatch for {MODEL_FILE}"):
         registry.load(version)
 
 
@@ -71,10 +103,9 @@ def test_a_tampered_manifest_cannot_vouch_for_nothing(store_copy: Path) -> None:
     registry = ModelRegistry(store_copy)
     version = registry.current()
     assert version is not None
-    manifest_path = store_copy / version / MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text())
+    manifest = json.loads((store_copy / version / MANIFEST_FILE).read_text())
     del manifest["sha256"]
-    manifest_path.write_text(json.dumps(manifest))
+    (store_copy / version / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(IntegrityError, match="no sha256"):
         registry.load(version)
 
@@ -134,7 +165,7 @@ def test_concurrent_promotions_never_leave_a_torn_pointer(store_copy: Path) -> N
             seen.add(registry.current())
 
     threads = [threading.Thread(target=reader)]
-    threads += [threading.Thread(target=lambda n=n: [registry.promote(n) for _ in range(20)]) for n in names]
+    threads += [threading.Thread(target=lambda n=n: [registry.promote(n) for _ in range(5)]) for n in names]
     for t in threads:
         t.start()
     for t in threads[1:]:
@@ -146,3 +177,324 @@ def test_concurrent_promotions_never_leave_a_torn_pointer(store_copy: Path) -> N
     history = registry.history()
     assert set(history) <= {first, *names}
     assert all(a != b for a, b in itertools.pairwise(history))
+
+
+# --- finding: an unloadable version was promoted ------------------------------------------------
+def _replace_model(folder: Path, pipeline: object, model_format: str = "joblib") -> None:
+    """Swap the artifact for ``pipeline`` and rewrite the manifest's sha256 (a verified but bad model)."""
+    for name in artifact.FILES.values():
+        (folder / name).unlink(missing_ok=True)
+    name = artifact.FILES[model_format]  # type: ignore[index]
+    if model_format == "joblib":
+        joblib.dump(pipeline, folder / name)
+    else:
+        (folder / name).write_bytes(sio.dumps(pipeline))
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    hashes = {k: v for k, v in manifest["sha256"].items() if k not in artifact.FILES.values()}
+    hashes[name] = sha256_file(folder / name)
+    rewrite_manifest(folder, sha256=hashes, model_format=model_format, model_file=name)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param({"not": "a pipeline"}, id="not-a-pipeline"),
+        pytest.param(b"\x80\x05garbage", id="garbage-pickle-bytes"),
+    ],
+)
+def test_promote_test_loads_and_refuses_a_version_that_cannot_serve(store_copy: Path, bad: object) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    name = "99990101T000000000000Z-broken"
+    clone_version(store_copy, first, name)
+    if isinstance(bad, bytes):
+        (store_copy / name / MODEL_FILE).unlink()
+        (store_copy / name / LEGACY_MODEL_FILE).write_bytes(bad)
+        manifest = json.loads((store_copy / name / MANIFEST_FILE).read_text())
+        hashes = {k: v for k, v in manifest["sha256"].items() if k != MODEL_FILE}
+        hashes[LEGACY_MODEL_FILE] = sha256_file(store_copy / name / LEGACY_MODEL_FILE)
+        rewrite_manifest(
+            store_copy / name, sha256=hashes, model_format="joblib", model_file=LEGACY_MODEL_FILE
+        )
+    else:
+        _replace_model(store_copy / name, bad)
+    registry.verify(name)  # the integrity check alone passes: the file is what the manifest says
+    with pytest.raises(RegistryError):
+        registry.promote(name)
+    assert registry.current() == first
+    assert registry.history() == [first]
+
+
+def test_promote_refuses_a_model_whose_probe_predictions_are_not_probabilities(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    name = "99990101T000000000000Z-nan"
+    clone_version(store_copy, first, name)
+    pipeline = registry.load(first).pipeline
+    model = pipeline.steps[-1][1]
+    # A fitted linear model whose coefficients became NaN still unpickles and runs.
+    inner = model.steps[-1][1] if hasattr(model, "steps") else model
+    inner.coef_ = np.full_like(inner.coef_, np.nan)
+    _replace_model(store_copy / name, pipeline, model_format="joblib")
+    with pytest.raises(ModelCheckError, match="not all finite"):
+        registry.promote(name)
+    assert registry.current() == first
+
+
+# --- finding: manifest entries pointing outside the version folder ---------------------------
+@pytest.mark.parametrize(
+    "entry", ["../../outside.txt", "ABSOLUTE", "sub/dir.txt", "..\\..\\outside.txt", "..", ".hidden"]
+)
+def test_manifest_entries_must_be_plain_names_inside_the_folder(store_copy: Path, entry: str) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    outside = store_copy.parent / "outside.txt"
+    outside.write_text("a file a store writer wants hashed\n")
+    name = str(outside) if entry == "ABSOLUTE" else entry
+    manifest = json.loads((store_copy / version / MANIFEST_FILE).read_text())
+    manifest["sha256"][name] = sha256_file(outside)  # the right hash: only the location is wrong
+    (store_copy / version / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match="not a plain file name inside the version folder") as caught:
+        registry.verify(version)
+    assert not HEX.search(str(caught.value).replace(version, ""))
+    assert str(outside) not in str(caught.value)
+
+
+def test_a_symbolic_link_out_of_the_folder_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    outside = store_copy.parent / "hostname"
+    outside.write_text("elsewhere\n")
+    report = store_copy / version / "report.md"
+    report.unlink()
+    report.symlink_to(outside)
+    manifest = json.loads((store_copy / version / MANIFEST_FILE).read_text())
+    manifest["sha256"]["report.md"] = sha256_file(outside)
+    (store_copy / version / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(IntegrityError, match="report.md is a symbolic link"):
+        registry.verify(version)
+
+
+def test_a_symbolic_link_as_the_model_file_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    real = store_copy.parent / "model-elsewhere"
+    os.replace(store_copy / version / MODEL_FILE, real)
+    (store_copy / version / MODEL_FILE).symlink_to(real)
+    with pytest.raises(IntegrityError, match="cannot read model.skops"):
+        registry.load(version)
+
+
+# --- finding: the version name came from the manifest, not the folder --------------------------
+def test_a_copied_folder_under_another_name_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    copy = "99990101T000000000000Z-copy"
+    shutil.copytree(store_copy / first, store_copy / copy)  # the manifest still names `first`
+    with pytest.raises(IntegrityError, match=f"version {copy}: its manifest names '{first}'"):
+        registry.promote(copy)
+    assert registry.current() == first
+
+
+# --- finding: whoever writes the store could rewrite both the pickle and its sha256 ----------
+def _forge(folder: Path) -> None:
+    """What a writer of the store can do: change the model and rewrite the manifest's sha256."""
+    flip_byte(folder / MODEL_FILE, offset=200)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["sha256"][MODEL_FILE] = sha256_file(folder / MODEL_FILE)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def test_signing_refuses_a_tampered_artifact_with_a_rewritten_sha256(store_copy: Path) -> None:
+    signed = ModelRegistry(store_copy, signing_key=KEY)
+    version = signed.current()
+    assert version is not None
+    signed.sign(version)
+    signed.load(version)
+    _forge(store_copy / version)
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        signed.load(version)
+    # without a key the forgery passes the sha256 check: that is the threat signing closes
+    ModelRegistry(store_copy).verify(version)
+
+
+def test_signing_refuses_unsigned_and_wrongly_signed_versions(store_copy: Path) -> None:
+    version = ModelRegistry(store_copy).current()
+    assert version is not None
+    with pytest.raises(IntegrityError, match="not signed"):
+        ModelRegistry(store_copy, signing_key=KEY).load(version)
+    ModelRegistry(store_copy, signing_key=b"another-key-another-key-another-key").sign(version)
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        ModelRegistry(store_copy, signing_key=KEY).promote(version)
+    ModelRegistry(store_copy, signing_key=KEY).sign(version)
+    ModelRegistry(store_copy, signing_key=KEY).promote(version)
+
+
+def test_signing_covers_the_version_name(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy, signing_key=KEY)
+    first = registry.current()
+    assert first is not None
+    registry.sign(first)
+    renamed = "99990101T000000000000Z-renamed"
+    clone_version(store_copy, first, renamed)  # version field rewritten, signature kept
+    with pytest.raises(IntegrityError, match="signature does not match"):
+        registry.load(renamed)
+
+
+def test_training_with_a_key_signs(tmp_path: Path) -> None:
+    from training.run import TrainConfig, train
+
+    outcome = train(
+        TrainConfig(
+            store=tmp_path / "s", candidates=["logistic_regression"], plots=False, rows=600, signing_key=KEY
+        )
+    )
+    assert outcome.manifest["signature"]["algorithm"] == "hmac-sha256"
+    ModelRegistry(tmp_path / "s", signing_key=KEY).vet(outcome.version)
+
+
+def test_sign_checks_the_sha256_first(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy, signing_key=KEY)
+    version = registry.current()
+    assert version is not None
+    flip_byte(store_copy / version / MODEL_FILE)
+    with pytest.raises(IntegrityError, match="sha256 mismatch"):
+        registry.sign(version)
+    with pytest.raises(RegistryError, match="no signing key"):
+        ModelRegistry(store_copy).sign(version)
+
+
+# --- finding: rollback did not check that CURRENT is the history's last entry ---------------
+def test_rollback_refuses_when_current_was_moved_by_hand(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    second, third = "99990101T000000000000Z-second", "99990101T000000000000Z-third"
+    clone_version(store_copy, first, second)
+    clone_version(store_copy, first, third)
+    registry.promote(second)
+    (store_copy / CURRENT_FILE).write_text(third + "\n")  # moved outside `churn models`
+    with pytest.raises(RegistryError, match=f"CURRENT names {third} but the last promotion .* is {second}"):
+        registry.rollback()
+    assert registry.current() == third
+    assert registry.history() == [first, second]
+
+
+def test_rollback_test_loads_its_target(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    second = "99990101T000000000000Z-second"
+    clone_version(store_copy, first, second)
+    registry.promote(second)
+    flip_byte(store_copy / first / MODEL_FILE)
+    with pytest.raises(IntegrityError):
+        registry.rollback()
+    assert registry.current() == second
+
+
+# --- the served format: skops, only trusted types; joblib for older versions --------------------
+class NotTrusted:
+    """A type no reader trusts."""
+
+
+def test_a_skops_file_with_an_untrusted_type_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    name = "99990101T000000000000Z-untrusted"
+    clone_version(store_copy, first, name)
+    pipeline = registry.load(first).pipeline
+    pipeline.steps[0][1].extra = NotTrusted()
+    _replace_model(store_copy / name, pipeline, model_format="skops")
+    with pytest.raises(IntegrityError, match="types outside the trusted list: .*NotTrusted"):
+        registry.load(name)
+    with pytest.raises(artifact.ArtifactError, match="NotTrusted"):
+        artifact.dump(pipeline, store_copy)
+
+
+def test_older_joblib_versions_still_load_unless_pickles_are_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    legacy = "99990101T000000000000Z-legacy"
+    clone_version(store_copy, first, legacy)
+    pipeline = registry.load(first).pipeline
+    _replace_model(store_copy / legacy, pipeline, model_format="joblib")
+    manifest = json.loads((store_copy / legacy / MANIFEST_FILE).read_text())
+    del manifest["model_format"], manifest["model_file"]  # as versions written before skops
+    (store_copy / legacy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    records = [dict(r) for r in __import__("models.probes", fromlist=["x"]).probe_records(20)]
+    assert np.array_equal(
+        registry.vet(legacy).predict_batch(records), registry.vet(first).predict_batch(records)
+    )
+    strict = ModelRegistry(store_copy, allow_pickle=False)
+    with pytest.raises(IntegrityError, match="pickles are refused"):
+        strict.load(legacy)
+    strict.load(first)
+
+
+def test_every_candidate_saves_as_skops_with_bit_identical_probabilities(tmp_path: Path) -> None:
+    """TRUSTED_TYPES covers every candidate (and the calibrated ones) and skops changes no probability."""
+    from sklearn.pipeline import Pipeline
+
+    from models.calibration import IsotonicCalibrated, SigmoidCalibrated
+    from models.probes import probe_records
+    from schemas.features import FEATURES
+    from training import candidates
+    from training.run import _single_threaded
+    from training.synthetic import generate
+
+    frame = generate(800, seed=4)
+    x, y = frame[["customer_id", *FEATURES]], frame["churn"].to_numpy()
+    pipelines = {}
+    for name, pipeline in candidates.build().items():
+        pipeline.fit(x, y)
+        _single_threaded(pipeline)
+        pipelines[name] = pipeline
+    spline = pipelines["spline_logistic"]
+    encoded = spline.steps[0][1].transform(x)
+    for kind in (SigmoidCalibrated, IsotonicCalibrated):
+        calibrated = kind(spline.steps[1][1], cv=3).fit(encoded, y)
+        pipelines[kind.__name__] = Pipeline([spline.steps[0], ("model", calibrated)])
+    records = probe_records(200)
+    for name, pipeline in pipelines.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        artifact.dump(pipeline, folder)
+        loaded = artifact.load((folder / MODEL_FILE).read_bytes(), "skops", allow_pickle=False)
+        before = pipeline.predict_proba(x)[:, 1]
+        after = loaded.predict_proba(x)[:, 1]
+        assert np.array_equal(before, after), name
+        encoder = loaded.steps[0][1]
+        assert np.array_equal(
+            pipeline[1:].predict_proba(encoder.encode_records(records)),
+            loaded[1:].predict_proba(encoder.encode_records(records)),
+        ), name
+
+
+def test_trusted_types_name_real_classes() -> None:
+    import importlib
+
+    for dotted in artifact.TRUSTED_TYPES:
+        module, _, name = dotted.rpartition(".")
+        assert isinstance(getattr(importlib.import_module(module), name), type), dotted
+
+
+def test_the_signature_is_over_the_canonical_manifest() -> None:
+    from models import signing
+
+    manifest = {"version": "v", "sha256": {"model.skops": "0" * 64}, "metrics": {"a": 0.1}}
+    signed = {**manifest, "signature": signing.signature(manifest, KEY)}
+    assert signing.problem(signed, KEY) is None
+    reordered = dict(reversed(list(signed.items())))
+    assert signing.problem(reordered, KEY) is None
+    assert signing.problem({**signed, "threshold": 0.9}, KEY) is not None
+    expected = hashlib.sha256  # noqa: F841 - the algorithm named in the field
+    assert signed["signature"]["algorithm"] == "hmac-sha256"
