@@ -6,7 +6,7 @@ brand-new customers, ``Churn`` as ``Yes``/``No``, stray whitespace. Columns may
 use either the telco names or the snake_case wire names.
 
 Validation is vectorised (one pass per column) and follows the same rules as
-:class:`schemas.CustomerFeatures`; every problem names the row and the column.
+:class:`schemas.CustomerEvent`; every problem names the row and the column.
 """
 
 from __future__ import annotations
