@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import api, bench, broker, consume, dlq, models_cmd, predict, produce, score, train, up
+from cli import api, bench, broker, consume, contract, dlq, models_cmd, predict, produce, score, train, up
 
 app = typer.Typer(
     name="churn",
@@ -41,6 +41,7 @@ app.command("api")(api.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(contract.app, name="contract")
 
 
 def run() -> None:

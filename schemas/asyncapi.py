@@ -20,18 +20,22 @@ DLQ_TOPIC: Final = "customer-events-dlq"
 
 _KAFKA_BINDING: Final = "0.5.0"
 
-_DESCRIPTION: Final = """\
-churn-stream's scorer reads customer events from one topic and writes, for every record it reads,
-exactly one outcome: a churn prediction, or a dead letter that keeps the original bytes and says why.
-
-Delivery is at-least-once: an input offset is committed only after its prediction or dead letter was
-acknowledged by the broker (acks=all), so nothing is lost, and a crash or rebalance can write an
-outcome twice. Consumers deduplicate predictions by event_id. An event without event_id gets
-`topic:partition:offset` (for example `customer-events:3:1042`), which a re-read of the same record
-yields again; one without event_time gets the record's timestamp.
-
-Topic names are the defaults; CHURN_EVENTS_TOPIC, CHURN_PREDICTIONS_TOPIC and CHURN_DLQ_TOPIC change
-them. What the input accepts and refuses, with each error_type: docs/contract.md."""
+_DESCRIPTION: Final = "\n\n".join(
+    [
+        "churn-stream's scorer reads customer events from one topic and writes, for every record it "
+        "reads, exactly one outcome: a churn prediction, or a dead letter that keeps the original "
+        "bytes and says why.",
+        "Delivery is at-least-once: an input offset is committed only after its prediction or dead "
+        "letter was acknowledged by the broker (acks=all), so nothing is lost, and a crash or a "
+        "rebalance can write an outcome twice. Consumers deduplicate predictions by event_id.",
+        "An event without event_id gets `topic:partition:offset` (for example "
+        "`customer-events:3:1042`), which a re-read of the same record yields again; one without "
+        "event_time gets the record's timestamp.",
+        "Topic names are the defaults; CHURN_EVENTS_TOPIC, CHURN_PREDICTIONS_TOPIC and "
+        "CHURN_DLQ_TOPIC change them. What the input accepts and refuses, with each error_type: "
+        "docs/contract.md.",
+    ]
+)
 
 
 def _ref(path: str) -> dict[str, str]:
