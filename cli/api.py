@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console
+from cli.console import console, overridden
 
 
 def command(
@@ -25,8 +25,13 @@ def command(
     """Serve /predict, /predict/batch, /health, /model and /metrics; reload new models on the fly."""
     import uvicorn  # the server loads when it starts, not for `churn --help`
 
-    settings = ctx.obj.with_overrides(
-        api_host=host, api_port=port, api_workers=workers, model_store=store, api_access_log=access_log
+    settings = overridden(
+        ctx.obj,
+        api_host=host,
+        api_port=port,
+        api_workers=workers,
+        model_store=store,
+        api_access_log=access_log,
     )
     console.print(
         f"churn API on http://{settings.api_host}:{settings.api_port} "

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 #: Every variant, in report order (kept here so that `--help` needs no benchmark code).
 ALL_VARIANTS = "raw,floor,scorer,quix,native"
@@ -50,7 +50,7 @@ def command(
     from benchmarks.progress import BenchmarkError
     from benchmarks.quix_peer import MISSING, quix_available
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(ctx.obj, model_store=store)
     try:
         modes = stream_bench.modes_of(variants)
         if "quix" in modes and not quix_available():

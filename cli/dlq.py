@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
+from cli.kafka_flags import KAFKA_OPTION, with_kafka_options
 
 app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
 
@@ -27,14 +28,16 @@ def replay_command(
     events_topic: str | None = typer.Option(
         None, "--events-topic", help="Publish to this topic (CHURN_EVENTS_TOPIC)."
     ),
+    kafka_option: list[str] = KAFKA_OPTION,
 ) -> None:
     """Re-publish dead letters (original key, `replayed_from` header) to the events topic."""
     # The Kafka client loads when the command runs, not for `churn --help`.
     from producer.replay import Fix, replay
 
-    settings = ctx.obj.with_overrides(
-        kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic
+    settings = overridden(
+        ctx.obj, kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic
     )
+    settings = with_kafka_options(settings, kafka_option, ("consumer", "producer"))
     try:
         parsed = Fix.parse(fix, set_)
     except ValueError as exc:

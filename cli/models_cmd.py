@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 from models.registry import ModelRegistry, RegistryError
 
 app = typer.Typer(help="List, promote and roll back model versions.", no_args_is_help=True)
@@ -16,7 +16,7 @@ StoreOption = typer.Option(None, "--store", help="Model store (env CHURN_MODEL_S
 
 
 def _registry(ctx: typer.Context, store: Path | None) -> ModelRegistry:
-    return ModelRegistry(ctx.obj.with_overrides(model_store=store).model_store)
+    return ModelRegistry(overridden(ctx.obj, model_store=store).model_store)
 
 
 @app.command("list")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 from models.registry import ModelRegistry, RegistryError
 from schemas.features import FEATURES
 
@@ -48,7 +48,7 @@ def command(
     from models.offline import CsvInputError, read_events
     from models.predictor import Predictor
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(ctx.obj, model_store=store)
     if not input_path.is_file():
         fail(f"no such file: {input_path}")
     try:
