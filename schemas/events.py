@@ -116,10 +116,15 @@ def _optional_number(value: Any) -> Any:
     return _number(value)
 
 
+def _trimmed(value: Any) -> Any:
+    """Vocabulary text is read trimmed of ASCII whitespace (``" Yes"`` is ``"Yes"``), as numbers are."""
+    return value.strip(ASCII_SPACE) if isinstance(value, str) else value
+
+
 def _yes_no(value: Any) -> Any:
     if isinstance(value, bool):
         return "Yes" if value else "No"
-    return value
+    return _trimmed(value)
 
 
 def _senior_flag(value: Any) -> Any:
@@ -166,6 +171,12 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 YesNoField = Annotated[YesNo, BeforeValidator(_yes_no)]
+GenderField = Annotated[Gender, BeforeValidator(_trimmed)]
+MultipleLinesField = Annotated[MultipleLines, BeforeValidator(_trimmed)]
+InternetServiceField = Annotated[InternetService, BeforeValidator(_trimmed)]
+InternetAddonField = Annotated[InternetAddon, BeforeValidator(_trimmed)]
+ContractField = Annotated[Contract, BeforeValidator(_trimmed)]
+PaymentMethodField = Annotated[PaymentMethod, BeforeValidator(_trimmed)]
 Identifier = Annotated[
     str,
     StringConstraints(min_length=1, max_length=ID_MAX_LENGTH),
@@ -194,7 +205,7 @@ class CustomerEvent(BaseModel):
     )
 
     customer_id: Identifier = Field(validation_alias=_alias("customer_id"))
-    gender: Gender
+    gender: GenderField
     senior_citizen: Annotated[int, BeforeValidator(_senior_flag)] = Field(
         ge=0, le=1, validation_alias=_alias("senior_citizen")
     )
@@ -202,17 +213,17 @@ class CustomerEvent(BaseModel):
     dependents: YesNoField = Field(validation_alias=_alias("dependents"))
     tenure: Annotated[int, BeforeValidator(_number)] = Field(ge=_TENURE[0], le=_TENURE[1])
     phone_service: YesNoField = Field(validation_alias=_alias("phone_service"))
-    multiple_lines: MultipleLines = Field(validation_alias=_alias("multiple_lines"))
-    internet_service: InternetService = Field(validation_alias=_alias("internet_service"))
-    online_security: InternetAddon = Field(validation_alias=_alias("online_security"))
-    online_backup: InternetAddon = Field(validation_alias=_alias("online_backup"))
-    device_protection: InternetAddon = Field(validation_alias=_alias("device_protection"))
-    tech_support: InternetAddon = Field(validation_alias=_alias("tech_support"))
-    streaming_tv: InternetAddon = Field(validation_alias=_alias("streaming_tv"))
-    streaming_movies: InternetAddon = Field(validation_alias=_alias("streaming_movies"))
-    contract: Contract = Field(validation_alias=_alias("contract"))
+    multiple_lines: MultipleLinesField = Field(validation_alias=_alias("multiple_lines"))
+    internet_service: InternetServiceField = Field(validation_alias=_alias("internet_service"))
+    online_security: InternetAddonField = Field(validation_alias=_alias("online_security"))
+    online_backup: InternetAddonField = Field(validation_alias=_alias("online_backup"))
+    device_protection: InternetAddonField = Field(validation_alias=_alias("device_protection"))
+    tech_support: InternetAddonField = Field(validation_alias=_alias("tech_support"))
+    streaming_tv: InternetAddonField = Field(validation_alias=_alias("streaming_tv"))
+    streaming_movies: InternetAddonField = Field(validation_alias=_alias("streaming_movies"))
+    contract: ContractField = Field(validation_alias=_alias("contract"))
     paperless_billing: YesNoField = Field(validation_alias=_alias("paperless_billing"))
-    payment_method: PaymentMethod = Field(validation_alias=_alias("payment_method"))
+    payment_method: PaymentMethodField = Field(validation_alias=_alias("payment_method"))
     monthly_charges: Annotated[float, BeforeValidator(_number)] = Field(
         validation_alias=_alias("monthly_charges"), ge=_MONTHLY[0], le=_MONTHLY[1]
     )
