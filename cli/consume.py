@@ -38,13 +38,9 @@ def command(
     settings = overridden(ctx.obj, kafka_bootstrap_servers=bootstrap)
     settings = with_kafka_options(settings, kafka_option, ("consumer",))
     name = topic or (settings.dlq_topic if dlq else settings.predictions_topic)
-    consumer = Consumer(
-        confluent_consumer(
-            settings,
-            f"churn-consume-{uuid.uuid4().hex[:8]}",
-            **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
-        )
-    )
+    start = {"auto.offset.reset": "earliest" if from_beginning else "latest"}  # the flag wins
+    settings = overridden(settings, kafka_consumer_options={**settings.kafka_consumer_options, **start})
+    consumer = Consumer(confluent_consumer(settings, f"churn-consume-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([name])
     recent: deque[ConsumedRow] = deque(maxlen=rows)
     totals: Counter[str] = Counter()

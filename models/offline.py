@@ -6,7 +6,8 @@ or posted to ``/predict`` would be (docs/contract.md): the telco column names or
 the snake_case ones, numbers as the file writes them, a blank ``TotalCharges``.
 Rows come from :class:`csv.DictReader` (the header may start with a UTF-8
 byte-order mark; names are trimmed), unknown columns such as ``Churn`` are
-ignored, and a file without an id column gets ``row-<n>`` ids. Every refused
+ignored, column names match ignoring case (``Tenure``), and a file without an
+id column gets ``row-<n>`` ids. Every refused
 row is reported with its 1-based data row and column before anything is scored.
 """
 
@@ -22,7 +23,7 @@ import pandas as pd
 
 from schemas.contract import Rejection, validate_event
 from schemas.events import CustomerEvent
-from schemas.features import FEATURES, ID_COLUMN, TELCO_ALIASES
+from schemas.features import FEATURES, FOLDED_NAMES, ID_COLUMN, TELCO_ALIASES
 
 #: Problems listed in the error message; the rest are counted.
 _LISTED: Final = 20
@@ -83,14 +84,14 @@ def read_events(path: Path) -> CsvEvents:
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as exc:
         raise CsvInputError(f"not a readable UTF-8 CSV file ({exc})") from exc
-    columns = {name: name for name in header} | {
-        snake: telco for snake, telco in TELCO_ALIASES.items() if telco in header
-    }
+    columns: dict[str, str] = {}  # field -> the file's column for it (names match ignoring case)
+    for name in header:
+        columns.setdefault(FOLDED_NAMES.get(name.casefold(), name), name)
     missing = [name for name in FEATURES if name != "total_charges" and name not in columns]
     if missing:
         raise CsvInputError(f"missing columns: {', '.join(TELCO_ALIASES[name] for name in missing)}")
-    id_column = "customerID" if "customerID" in header else ID_COLUMN
-    has_ids = id_column in header
+    has_ids = ID_COLUMN in columns
+    id_column = columns.get(ID_COLUMN, ID_COLUMN)
     events: list[CustomerEvent] = []
     problems: list[RowProblem] = []
     for number, row in enumerate(rows, start=1):
@@ -107,4 +108,4 @@ def read_events(path: Path) -> CsvEvents:
             events.append(event)
     if problems:
         raise RowsRefusedError(problems)
-    return CsvEvents(events, id_column if has_ids else ID_COLUMN)
+    return CsvEvents(events, id_column)

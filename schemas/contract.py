@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from schemas import dead_letters
 from schemas.events import CustomerEvent
-from schemas.features import SCHEMA_VERSION
+from schemas.features import FOLDED_NAMES, SCHEMA_VERSION, TELCO_ALIASES
 
 BOM: Final = b"\xef\xbb\xbf"
 _BOM_TEXT: Final = "\ufeff"
@@ -47,6 +47,10 @@ _KEY_PATTERN: Final = re.compile(rb'"\s*:')
 _NON_FINITE_TOKENS: Final = (b"NaN", b"Infinity", b"-Infinity")
 _LAST_KEY: Final = re.compile(rb'"([^"\\]{1,64})"\s*:[^:]*$')
 _VALUE_ERROR_PREFIX: Final = re.compile(r"^Value error, ")
+#: The names the model reads as they are.
+_EXACT_NAMES: Final = frozenset(
+    {*TELCO_ALIASES, *TELCO_ALIASES.values(), "event_id", "event_time", "schema_version"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +121,11 @@ def validate_event(obj: Mapping[str, Any]) -> CustomerEvent | Rejection:
         if isinstance(unmarked, Rejection):
             return unmarked
         obj = unmarked
+    if not _EXACT_NAMES.issuperset(obj):
+        named = _names_ignoring_case(obj)
+        if isinstance(named, Rejection):
+            return named
+        obj = named
     try:
         event = CustomerEvent.model_validate(obj)
     except ValidationError as exc:
@@ -176,6 +185,27 @@ def json_rejection(value: bytes) -> Rejection | None:
     except orjson.JSONDecodeError as exc:
         return _json_error(value.removeprefix(BOM), exc)
     return None
+
+
+def _names_ignoring_case(obj: Mapping[str, Any]) -> dict[str, Any] | Rejection:
+    """``obj`` with keys that name a field in another case (``Tenure``) under the field's name.
+
+    A field given under its exact name (snake_case or telco) keeps that value; a field given in
+    two other cases is ambiguous, as a repeated key is. Keys that name no field stay as they are.
+    """
+    present = {FOLDED_NAMES[key.casefold()] for key in obj if key in _EXACT_NAMES}
+    renamed: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    for key, value in obj.items():
+        field = None if key in _EXACT_NAMES else FOLDED_NAMES.get(key.casefold())
+        if field is None or field in present:
+            renamed[key] = value
+            continue
+        if field in seen:
+            return refused(dead_letters.DUPLICATE_KEYS, f"given as {seen[field]!r} and {key!r}", field)
+        seen[field] = key
+        renamed[field] = value
+    return renamed
 
 
 def _first_key_without_bom(obj: Mapping[str, Any]) -> dict[str, Any] | Rejection:

@@ -167,7 +167,9 @@ def corpus(n: int, seed: int = 19) -> list[Case]:
 
 
 def _valid(rng: random.Random, event: dict[str, Any]) -> Case:
-    shape = rng.choice(["canonical", "telco", "csv_row", "no_ids", "bom", "indented", "extra", "booleans"])
+    shape = rng.choice(
+        ["canonical", "telco", "csv_row", "no_ids", "bom", "indented", "extra", "booleans", "cased"]
+    )
     if shape == "csv_row":
         row = _csv_row(event)
         return Case("valid:csv_row", orjson.dumps(row), row)
@@ -178,6 +180,10 @@ def _valid(rng: random.Random, event: dict[str, Any]) -> Case:
         del record["event_id"], record["event_time"]
     elif shape == "extra":
         record["note"] = {"nested": [1, {"a": "b"}], "text": 'say "x": y'}
+    elif shape == "cased":  # names in another case, as some exports write them
+        record = {
+            ("Tenure" if k == "tenure" else k.upper() if k == "gender" else k): v for k, v in record.items()
+        }
     elif shape == "booleans":
         record["partner"] = record["partner"] == "Yes"
         record["senior_citizen"] = bool(record["senior_citizen"])

@@ -255,3 +255,18 @@ def test_prediction_payloads_validate_as_churn_predictions() -> None:
 def test_prediction_payloads_refuse_columns_of_different_lengths() -> None:
     with pytest.raises(ValueError, match="zip"):
         prediction_payloads(["e-1"], ["c-1", "c-2"], [None], [0.5], 0.5, "v1", datetime.now(UTC))
+
+
+def test_names_in_another_case_are_read_when_the_exact_name_is_absent() -> None:
+    from schemas.contract import Rejection, validate_event
+
+    snake = event()
+    cased = {("Tenure" if k == "tenure" else "MONTHLYCHARGES" if k == "monthly_charges" else k): v
+             for k, v in snake.items()}  # fmt: skip
+    assert validate_event(cased) == validate_event(snake)
+    both = snake | {"Tenure": 99}  # the exact name wins; the other is an unknown field
+    assert validate_event(both).tenure == snake["tenure"]  # type: ignore[union-attr]
+    twice = {k: v for k, v in cased.items() if k != "Tenure"} | {"Tenure": 1, "TENURE": 2}
+    rejection = validate_event(twice)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.error_type, rejection.field) == ("duplicate_keys", "tenure")
