@@ -8,7 +8,8 @@ a CSV export has, and no other keys; vocabulary strings spelled exactly;
 numbers as JSON numbers or as the plain text a CSV export writes (``"29.85"``);
 ids and ``event_time`` present or absent; no escape sequences.
 :func:`read_batch` decodes those shapes straight into a typed msgspec struct —
-one struct per naming (msgspec gives a field one name), the one that matched
+one struct per naming (msgspec gives a field one name; namings in another case,
+``Tenure``, are learned from the records, a few at most), the one that matched
 the previous batch tried first — whose decoder checks types, vocabularies and
 ranges as it parses and reads numbers written as text (``strict=False``: JSON
 number syntax inside the string, nothing else). It then checks what the struct
@@ -33,9 +34,10 @@ from operator import attrgetter
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
+import orjson
 
 from schemas.events import FORBIDDEN_ID_CHARACTERS, ID_MAX_LENGTH
-from schemas.features import CATEGORIES, NUMERIC_RANGES, SCHEMA_VERSION, TELCO_ALIASES
+from schemas.features import CATEGORIES, FOLDED_NAMES, NUMERIC_RANGES, SCHEMA_VERSION, TELCO_ALIASES
 
 #: ``YYYY-MM-DDTHH:MM:SS[.ffffff][Z|±HH:MM]``, a form that ``datetime.fromisoformat`` and
 #: pydantic read the same way; other ISO 8601 spellings go to the model.
@@ -81,12 +83,9 @@ CanonicalEvent: Final[Any] = msgspec.defstruct("CanonicalEvent", _FIELDS, forbid
 TelcoEvent: Final[Any] = msgspec.defstruct(
     "TelcoEvent", _FIELDS, forbid_unknown_fields=True, rename=dict(TELCO_ALIASES)
 )
-_DECODERS: Final = (
-    msgspec.json.Decoder(CanonicalEvent, strict=False).decode,
-    msgspec.json.Decoder(TelcoEvent, strict=False).decode,
-)
-#: Index into ``_DECODERS`` of the decoder that read the last whole batch: tried first.
-_preferred = [0]
+_FIELD_NAMES: Final = tuple(field[0] for field in _FIELDS)
+#: At most this many namings are learned (see :class:`_Namings`), so odd records cannot grow it.
+MAX_LEARNED_NAMINGS: Final = 6
 
 #: The optional fields (last in the structs); every other field is present in every event.
 _OPTIONALS: Final = ("event_id", "event_time", "total_charges", "schema_version", "churn")
@@ -96,6 +95,62 @@ _FREE_TEXT: Final = ("customer_id", "event_id", "event_time")
 _TZINFO: Final = attrgetter("tzinfo")
 _OPTIONAL: Final = attrgetter(*_OPTIONALS)
 _UNSET: Final = msgspec.UNSET
+
+
+class _Namings:
+    """A decoder per naming of the fields: snake_case, the telco names, and a few learned ones.
+
+    msgspec gives a field one name. Exports differ in case (``Tenure`` for ``tenure``), which
+    the contract reads when a field has no exactly named value: a record whose keys each name a
+    different field in another case teaches a naming (a struct renamed to exactly those keys),
+    at most :data:`MAX_LEARNED_NAMINGS` of them. ``preferred`` is the naming that read the last
+    whole batch, tried first.
+    """
+
+    def __init__(self) -> None:
+        self.names: list[dict[str, str]] = [
+            {name: name for name in _FIELD_NAMES},
+            {name: TELCO_ALIASES.get(name, name) for name in _FIELD_NAMES},
+        ]
+        self.decoders: list[Callable[[bytes], Any]] = [
+            msgspec.json.Decoder(CanonicalEvent, strict=False).decode,
+            msgspec.json.Decoder(TelcoEvent, strict=False).decode,
+        ]
+        self.preferred = 0
+
+    def in_order(self) -> list[int]:
+        """Indexes of the decoders, the preferred one first."""
+        return [self.preferred, *(i for i in range(len(self.decoders)) if i != self.preferred)]
+
+    def learn(self, value: bytes) -> Callable[[bytes], Any] | None:
+        """A decoder for the naming of ``value``'s keys, if it is a new naming of the fields."""
+        if len(self.decoders) >= 2 + MAX_LEARNED_NAMINGS:
+            return None
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(obj, dict):
+            return None
+        given: dict[str, str] = {}
+        for key in obj:
+            field = FOLDED_NAMES.get(key.casefold())
+            if field is None or field not in _FIELD_NAMES or field in given:
+                return None  # an unknown field, or one field named twice: the contract's to read
+            given[field] = key
+        if any(all(names[f] == key for f, key in given.items()) for names in self.names):
+            return None  # a known naming: the record is odd in some other way
+        names = {name: given.get(name, name) for name in _FIELD_NAMES}
+        struct = msgspec.defstruct(
+            f"LearnedEvent{len(self.names)}", _FIELDS, forbid_unknown_fields=True, rename=names
+        )
+        decode = msgspec.json.Decoder(struct, strict=False).decode
+        self.names.append(names)
+        self.decoders.append(decode)
+        return decode
+
+
+_NAMINGS: Final = _Namings()
 
 
 @dataclass
@@ -125,26 +180,33 @@ def read_batch(values: Sequence[bytes]) -> FastBatch:
 
 def _decode_all(values: Sequence[bytes]) -> list[Any]:
     """Decode the batch with one decoder if it can (the previous batch's first), else row by row."""
-    first = _preferred[0]
-    order = (first, 1 - first)
+    namings = _NAMINGS
+    order = namings.in_order()
     for index in order:
         try:
-            events = list(map(_DECODERS[index], values))
-        except ValueError:  # some row is not of this shape (or not an event): try the next
+            events = list(map(namings.decoders[index], values))
+        except ValueError:  # some row is not of this naming (or not an event): try the next
             continue
-        _preferred[0] = index
+        namings.preferred = index
         return events
-    decoders = [_DECODERS[index] for index in order]
+    decoders = [namings.decoders[index] for index in order]
     return [_decode_or_none(decoders, value) for value in values]
 
 
-def _decode_or_none(decoders: Sequence[Callable[[bytes], Any]], value: bytes) -> Any:
+def _decode_or_none(decoders: list[Callable[[bytes], Any]], value: bytes) -> Any:
     for decode in decoders:
         try:
             return decode(value)
         except ValueError:
             continue
-    return None
+    learned = _NAMINGS.learn(value)
+    if learned is None:
+        return None
+    decoders.append(learned)  # the batch's other rows of this naming
+    try:
+        return learned(value)
+    except ValueError:
+        return None
 
 
 def _present(events: list[Any]) -> tuple[Sequence[int], list[Any]]:

@@ -163,6 +163,14 @@ def _assert_agrees(value: bytes) -> None:
     assert _fast_values(batch, 0) == _model_values(event), value
 
 
+@pytest.fixture(autouse=True)
+def _fresh_namings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with only the two built-in namings (learned ones are process state)."""
+    from scorer import fast_check
+
+    monkeypatch.setattr(fast_check, "_NAMINGS", fast_check._Namings())
+
+
 _BASE = synthetic_events(1, seed=5)[0]
 _OTHER = synthetic_events(1, seed=9)[0]
 
@@ -183,11 +191,18 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     return _telco(as_text) | {"Churn": "No"}
 
 
+def _cased(record: dict[str, Any]) -> dict[str, Any]:
+    """Names in another case, as some exports write them (``Tenure``, ``GENDER``)."""
+    other = {"tenure": "Tenure", "gender": "GENDER", "MonthlyCharges": "monthlycharges"}
+    return {other.get(name, name): value for name, value in record.items()}
+
+
 SHAPES = {
     "canonical": lambda record: record,
     "telco": _telco,
     "csv_row": _csv_row,
     "no_ids": lambda record: {k: v for k, v in record.items() if k not in ("event_id", "event_time")},
+    "cased": lambda record: _cased(_telco(record)),
 }
 
 
@@ -246,6 +261,8 @@ def test_a_tricky_value_in_any_field_is_read_alike_or_left_to_the_model(field: s
 
 def _named(shape: str, changes: dict[str, Any]) -> dict[str, Any]:
     """``changes`` under the field names of ``shape``."""
+    if shape == "cased":
+        return _cased(_telco(changes))
     return _telco(changes) if shape in ("telco", "csv_row") else changes
 
 
@@ -270,11 +287,45 @@ def test_telco_column_names_take_the_fast_path_and_read_the_same() -> None:
     _assert_agrees(orjson.dumps(telco))
 
 
-def test_mixed_names_in_one_record_go_to_the_model() -> None:
-    record = _event()
-    value = orjson.dumps({**record, "MonthlyCharges": record.pop("monthly_charges")})
+def test_a_naming_in_another_case_is_learned_and_read_as_the_contract_reads_it() -> None:
+    """Exports differ in case (``Tenure``); a record whose keys each name one field teaches a naming."""
+    events = synthetic_events(20, seed=14)
+    values = [orjson.dumps(_cased(_csv_row(e))) for e in events]
+    batch = read_batch(values)
+    assert batch.slow == [row for row, e in enumerate(events) if e["total_charges"] is None]
+    for row, value in enumerate(values):
+        if row not in batch.slow:
+            assert _fast_values(batch, row) == _model_values(_slow_path(value))  # type: ignore[arg-type]
+    assert read_batch(values).slow == batch.slow  # and the next batch is read with it at once
+
+
+def test_only_a_few_namings_are_learned() -> None:
+    from scorer import fast_check
+    from scorer.fast_check import MAX_LEARNED_NAMINGS
+
+    namings = fast_check._NAMINGS
+    record = _csv_row(_event())
+    for k in range(MAX_LEARNED_NAMINGS + 3):
+        odd = {(name.upper() if i <= k else name): v for i, (name, v) in enumerate(record.items())}
+        batch = read_batch([orjson.dumps(odd)])
+        assert batch.slow == ([] if k < MAX_LEARNED_NAMINGS else [0])
+        assert _slow_path(orjson.dumps(odd)) is not None
+    assert len(namings.decoders) == 2 + MAX_LEARNED_NAMINGS
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"monthly_charges": 1.0, "MonthlyCharges": 2.0},  # one field under two exact names
+        {"Tenure": 1, "TENURE": 2},  # one field in two other cases
+        {"Note": "x"},  # a field the model ignores
+    ],
+)
+def test_a_naming_that_is_not_one_name_per_field_is_left_to_the_contract(keys: dict[str, Any]) -> None:
+    record = {k: v for k, v in _event().items() if k not in ("tenure", "monthly_charges")}
+    record |= {"tenure": 3, "monthly_charges": 5.0} if "Note" in keys else {}
+    value = orjson.dumps(_csv_row(record) | keys)
     assert read_batch([value]).slow == [0]
-    assert _slow_path(value) is not None
 
 
 @pytest.mark.parametrize("field", ["customer_id", "event_id"])
