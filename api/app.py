@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -49,16 +51,21 @@ def create_app(
     settings: Settings,
     *,
     metrics_registry: CollectorRegistry | None = None,
+    metrics_dir: Path | None = None,
     poll: bool = True,
 ) -> FastAPI:
     """Build the API for ``settings``; nothing is loaded until the server starts.
 
     ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
+    ``metrics_dir``: the ``PROMETHEUS_MULTIPROC_DIR`` of a server with several worker
+    processes; ``/metrics`` then serves the sum over all of them.
     Unusable key settings raise :class:`api.auth.KeyConfigError` (a short key, a bad keys
     file, a per-key rate limit without keys).
     """
     keys = KeyStore.from_settings(settings)
-    metrics = ApiMetrics.create(metrics_registry)
+    metrics = ApiMetrics.create(
+        metrics_registry, metrics_dir=metrics_dir, supervisor=os.getppid() if metrics_dir else None
+    )
     live = LiveModel(ModelRegistry.from_settings(settings), events=metrics)
     state = ServiceState(
         settings=settings,
