@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 
 def command(
@@ -32,7 +32,8 @@ def command(
     from api.auth import KeyConfigError
     from api.server import serve
 
-    settings = ctx.obj.with_overrides(
+    settings = overridden(
+        ctx.obj,
         api_host=host,
         api_port=port,
         api_workers=workers,
