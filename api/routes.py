@@ -241,7 +241,7 @@ def build_router(state: ServiceState) -> APIRouter:
         tags=["health"],
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/", response_model=ServiceInfo, summary="What this service is", tags=["health"])
     async def root() -> Response:

@@ -59,6 +59,7 @@ class ApiPlan:
     iterations: int
     access_log: bool
     write_docs: Path | None = None
+    workers: int = 1
 
 
 def run(settings: Settings, plan: ApiPlan, progress: Progress) -> dict[str, Any]:
@@ -71,7 +72,8 @@ def run(settings: Settings, plan: ApiPlan, progress: Progress) -> dict[str, Any]
         progress.print("[bold]server side[/] (in process, same model)...")
         server_side = _server_side(settings, model_store, body, plan.iterations)
         http = _http(model_store, work, body, plan, progress)
-    results = {"server_side": server_side, "http": http, "machine": machine, "date": _today()}
+    results: dict[str, Any] = {"server_side": server_side, "http": http, "machine": machine}
+    results.update(date=_today(), workers=plan.workers)
     results["command"] = _command_line(plan)
     return results
 
@@ -158,7 +160,7 @@ def _http(
     log_path = work / "server.log"
     flag = "--access-log" if plan.access_log else "--no-access-log"
     env = {**os.environ, "CHURN_API_MAX_BATCH": str(max(plan.batch, 1000))}
-    args = ["api", "--port", str(port), "--store", str(store), "--workers", "1", flag]
+    args = ["api", "--port", str(port), "--store", str(store), "--workers", str(plan.workers), flag]
     server = ChurnProcess(args, env, log_path)
     try:
         _wait_ready(server, port)
@@ -212,6 +214,7 @@ def _command_line(plan: ApiPlan) -> str:
     parts = ["churn bench api", f"--seconds {plan.seconds:g}"]
     parts += [f"-c {c}" for c in plan.concurrency]
     parts += [f"--batch {plan.batch}", f"--iterations {plan.iterations}"]
+    parts += [f"--workers {plan.workers}"] if plan.workers != 1 else []
     parts += ["--access-log"] if plan.access_log else []
     parts += [f"--write-docs {plan.write_docs}"] if plan.write_docs else []
     return " ".join(parts)
@@ -251,7 +254,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"The fast path is {s['speedup_p50']:,.0f}x faster than the naive one at the median, "
         f"and gives the same probability (difference {s['max_abs_difference']:.1e}).",
         "",
-        "**Over loopback HTTP** (`churn api`, one uvicorn worker, access log "
+        f"**Over loopback HTTP** (`churn api`, {results.get('workers', 1)} uvicorn worker(s), access log "
         f"{'on' if results['http'][0]['access_log'] else 'off'}; a separate load-generator "
         "process, keep-alive connections, closed loop):",
         "",

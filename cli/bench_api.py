@@ -22,6 +22,7 @@ def command(
     concurrency: list[int] = typer.Option([1, 8], "--concurrency", "-c", help="Connections (repeatable)."),
     batch: int = typer.Option(100, "--batch", min=1, help="Rows per /predict/batch request."),
     iterations: int = typer.Option(5000, "--iterations", help="Calls per server-side measurement."),
+    workers: int = typer.Option(1, "--workers", min=1, help="API worker processes for the HTTP runs."),
     access_log: bool | None = typer.Option(
         None, "--access-log/--no-access-log", help="Server access log (env CHURN_API_ACCESS_LOG, off)."
     ),
@@ -42,19 +43,23 @@ def command(
         iterations=iterations,
         access_log=bool(settings.api_access_log),
         write_docs=write_docs,
+        workers=workers,
     )
     try:
         results = api_bench.run(settings, plan, console)
     except BenchmarkError as exc:
         fail(str(exc))
-    _print(results, api_bench.server_rows(results), api_bench.http_rows(results))
+    _print(results, workers, api_bench.server_rows(results), api_bench.http_rows(results))
     if write_docs is not None:
         api_bench.write_docs(write_docs, results)
         console.print(f"results written to {write_docs}")
 
 
 def _print(
-    results: dict[str, Any], server_rows: list[tuple[str, ...]], http_rows: list[tuple[str, ...]]
+    results: dict[str, Any],
+    workers: int,
+    server_rows: list[tuple[str, ...]],
+    http_rows: list[tuple[str, ...]],
 ) -> None:
     s = results["server_side"]
     table = Table(title=f"server side ({s['model']}, fast path {s['fast_path']})")
@@ -64,7 +69,7 @@ def _print(
         table.add_row(*row)
     console.print(table)
     console.print(f"fast path {s['speedup_p50']:,.0f}x faster than the naive one at p50")
-    http = Table(title="over loopback HTTP (one worker)")
+    http = Table(title=f"over loopback HTTP ({workers} worker(s))")
     for column in ("request", "conn", "req/s", "rows/s", "p50", "p90", "p99", "errors"):
         http.add_column(column, justify="left" if column == "request" else "right")
     for row in http_rows:

@@ -229,6 +229,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # A file of named keys with scopes, re-read when it changes (see docs/security.md).
     api_keys_file: Path | None = None
+    # `churn api` refuses to listen on a non-loopback address without a key unless this is true.
+    api_allow_unauthenticated: bool = False
     api_max_batch: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     api_cors_origins: list[str] = Field(default_factory=list)

@@ -11,10 +11,12 @@ collectors, which the default global registry would otherwise be the only one to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, ProcessCollector
 
 from monitoring.batch_histogram import BatchHistogram
+from monitoring.multiprocess import exposition_registry
 
 #: The distribution of predicted churn: one bucket every 0.1 on [0, 1].
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -51,11 +53,13 @@ def _runtime_collectors(registry: CollectorRegistry) -> None:
 
 
 def _model_info(registry: CollectorRegistry) -> Gauge:
+    # With several API workers: 1 for a version while any live worker serves it.
     return Gauge(
         "churn_model_info",
-        "The model version in use (value 1).",
+        "The model version in use (value 1; 0 for a version replaced in an API worker).",
         ["version", "model"],
         registry=registry,
+        multiprocess_mode="livemax",
     )
 
 
@@ -72,6 +76,7 @@ def _model_fallback(registry: CollectorRegistry) -> Gauge:
         "churn_model_fallback",
         "1 while the model serving is not the promoted one (CURRENT), because CURRENT was refused.",
         registry=registry,
+        multiprocess_mode="livemax",
     )
 
 
@@ -222,7 +227,14 @@ class ScorerMetrics(ModelMetrics):
 
 @dataclass(frozen=True)
 class ApiMetrics(ModelMetrics):
+    """The API's metrics; ``exposition`` is what ``/metrics`` serves.
+
+    In one process ``exposition`` is ``registry``. With ``metrics_dir`` (``churn api
+    --workers N``, see :mod:`monitoring.multiprocess`) it sums every worker's files.
+    """
+
     registry: CollectorRegistry
+    exposition: CollectorRegistry
     requests: Counter
     request_latency: Histogram
     probability: BatchHistogram
@@ -232,11 +244,18 @@ class ApiMetrics(ModelMetrics):
     auth_failures: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
+    def create(
+        cls,
+        registry: CollectorRegistry | None = None,
+        *,
+        metrics_dir: Path | None = None,
+        supervisor: int | None = None,
+    ) -> ApiMetrics:
         reg = registry if registry is not None else CollectorRegistry()
         _runtime_collectors(reg)
         return cls(
             registry=reg,
+            exposition=reg if metrics_dir is None else exposition_registry(metrics_dir, supervisor),
             requests=Counter(
                 "churn_api_requests",
                 "HTTP requests by route and status.",
@@ -414,6 +433,15 @@ class QualityMetrics:
 
 
 def set_model_info(gauge: Gauge, version: str, model: str) -> None:
-    """Exactly one series with value 1: the model in use now."""
+    """Exactly one series with value 1: the model in use now.
+
+    The previous one is set to 0 before it is removed: in multiprocess mode
+    (``churn api --workers N``) a removed series stays in the worker's file with
+    its last value, so it must not be 1.
+    """
+    for family in gauge.collect():
+        for sample in family.samples:
+            if sample.value:
+                gauge.labels(**sample.labels).set(0)
     gauge.clear()
     gauge.labels(version=version, model=model).set(1)
