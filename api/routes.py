@@ -7,6 +7,11 @@ compiled numpy path, microseconds), builds the answer with the stream's own
 :func:`schemas.predictions.prediction_payloads` and writes the JSON with orjson,
 skipping a second pydantic validation of a response it built itself.
 
+``?explain=true`` (:mod:`api.explain_query`) adds reason codes through
+``Predictor.explain_one`` / ``explain_batch`` (the same probabilities); a model
+without an exact decomposition answers ``reasons: null`` and ``reasons_unavailable``.
+A request without a query string reads none.
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time, and the batch limit is a closure variable.
 """
@@ -14,7 +19,7 @@ annotations at definition time, and the batch limit is a closure variable.
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -24,6 +29,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from api.errors import ApiError, error_responses, public_text
+from api.explain_query import (
+    EXPLAIN_PARAMETERS,
+    PREDICTION_EXAMPLES,
+    ExplainQuery,
+    batch_examples,
+    read_explain,
+)
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
@@ -47,16 +59,41 @@ def _json(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code, media_type="application/json")
 
 
-def predict_one(predictor: Predictor, customer: PredictRequest) -> dict[str, Any]:
+def predict_one(
+    predictor: Predictor, customer: PredictRequest, explain: ExplainQuery | None = None
+) -> dict[str, Any]:
     """What ``/predict`` answers for one validated request: its prediction payload."""
-    (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)])
+    if explain is None or not predictor.explainable:
+        (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)], explain)
+        return payload
+    probability, reasons = predictor.explain_one(customer, top=explain.top, down=explain.down)
+    (payload,) = predict_many(predictor, [customer], [probability], explain, [reasons])
     return payload
 
 
-def predict_many(
-    predictor: Predictor, customers: Sequence[PredictRequest], probabilities: Sequence[float]
+def predict_batch(
+    predictor: Predictor, customers: Sequence[PredictRequest], explain: ExplainQuery | None = None
 ) -> list[dict[str, Any]]:
-    """The prediction payloads of validated requests scored with ``probabilities``, in order."""
+    """What ``/predict/batch`` answers for validated requests: their payloads, in order."""
+    if explain is None or not predictor.explainable:
+        probabilities = predictor.predict_batch(customers).tolist()
+        return predict_many(predictor, customers, probabilities, explain)
+    explained = predictor.explain_batch(customers, top=explain.top, down=explain.down)
+    return predict_many(predictor, customers, explained.probability.tolist(), explain, explained.reasons)
+
+
+def predict_many(
+    predictor: Predictor,
+    customers: Sequence[PredictRequest],
+    probabilities: Sequence[float],
+    explain: ExplainQuery | None = None,
+    reasons: Sequence[Sequence[Mapping[str, Any]]] | None = None,
+) -> list[dict[str, Any]]:
+    """The prediction payloads of validated requests scored with ``probabilities``, in order.
+
+    Asked to explain (``explain``) without ``reasons``: the model serves none, and each
+    payload says why.
+    """
     return prediction_payloads(
         [customer.event_id for customer in customers],
         [customer.customer_id for customer in customers],
@@ -65,6 +102,8 @@ def predict_many(
         predictor.threshold,
         predictor.version,
         datetime.now(UTC),
+        reasons=reasons,
+        reasons_unavailable=predictor.no_reasons_because if explain is not None and reasons is None else None,
     )
 
 
@@ -85,12 +124,21 @@ def build_router(state: ServiceState) -> APIRouter:
         "/predict",
         response_model=ChurnPrediction,
         summary="Score one customer",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        responses={
+            200: {"content": {"application/json": {"examples": PREDICTION_EXAMPLES}}},
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        },
         tags=["scoring"],
+        openapi_extra={"parameters": EXPLAIN_PARAMETERS},
     )
-    async def predict(customer: PredictRequest) -> Response:
-        """Churn probability for one customer; `event_id` and `event_time` are optional."""
-        payload = predict_one(current(), customer)  # this request keeps its model even if a reload swaps it
+    async def predict(customer: PredictRequest, request: Request) -> Response:
+        """Churn probability for one customer; `event_id` and `event_time` are optional.
+
+        With `?explain=true`, also its reasons (`top` up, `down` down).
+        """
+        explain = read_explain(request.scope["query_string"])
+        # this request keeps its model even if a reload swaps it
+        payload = predict_one(current(), customer, explain)
         metrics.probability.observe(payload["churn_probability"])
         return _json(payload)
 
@@ -98,17 +146,25 @@ def build_router(state: ServiceState) -> APIRouter:
         "/predict/batch",
         response_model=BatchPredictions,
         summary=f"Score up to {max_batch} customers",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        responses={
+            200: {"content": {"application/json": {"examples": batch_examples()}}},
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        },
         tags=["scoring"],
+        openapi_extra={"parameters": EXPLAIN_PARAMETERS},
     )
-    async def predict_batch(
+    async def predict_batch_route(
         customers: Annotated[list[PredictRequest], Body(min_length=1, max_length=max_batch)],
+        request: Request,
     ) -> Response:
-        """Churn probabilities for a list of customers, in order, scored in one vectorized pass."""
+        """Churn probabilities for a list of customers, in order, scored in one vectorized pass.
+
+        With `?explain=true`, also each one's reasons, computed for the batch at once.
+        """
+        explain = read_explain(request.scope["query_string"])
         predictor = current()
-        probabilities = predictor.predict_batch(customers).tolist()
-        metrics.probability.observe_many(probabilities)
-        predictions = predict_many(predictor, customers, probabilities)
+        predictions = predict_batch(predictor, customers, explain)
+        metrics.probability.observe_many([p["churn_probability"] for p in predictions])
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

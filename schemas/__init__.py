@@ -4,7 +4,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent, CustomerFeatures, PredictRequest
 from schemas.features import CATEGORIES, FEATURES, NUMERIC_RANGES, SCHEMA_VERSION
 from schemas.outcomes import CustomerOutcome
-from schemas.predictions import ChurnPrediction, prediction_payloads
+from schemas.predictions import ChurnPrediction, Reason, prediction_payloads
 
 __all__ = [
     "CATEGORIES",
@@ -17,5 +17,6 @@ __all__ = [
     "CustomerOutcome",
     "DeadLetter",
     "PredictRequest",
+    "Reason",
     "prediction_payloads",
 ]
