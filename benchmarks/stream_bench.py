@@ -5,8 +5,11 @@ fresh subprocess (:mod:`benchmarks.runner`) with a fresh consumer group,
 repeated, medians reported: raw confluent-kafka consume -> produce -> commit
 (the ceiling, no scoring), a Faust agent that only takes and acknowledges (the
 Faust floor), the Faust scorer, the Quix Streams peer
-(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. Then each
-scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
+(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine; the two
+engines again with reason codes on (``CHURN_SCORER_EXPLAIN``, top 3), and the
+native engine with the libraries' own thread pools (``CHURN_SCORER_THREADS=0``),
+interleaved with the others in every repeat so that their ratios compare runs
+under the same load. Then each scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
 end-to-end latency.
 """
 
@@ -48,7 +51,12 @@ MODES = (
     ("scorer", "Faust scorer (`churn score --engine faust`)"),
     ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
     ("native", "native scorer (`churn score --engine native`)"),
+    ("scorer-reasons", "Faust scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-reasons", "native scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-threads", "native scorer, thread pools not pinned (`CHURN_SCORER_THREADS=0`)"),
 )
+#: The cost bar of reason codes: native with reasons / native without, at least this.
+REASONS_BAR = 0.7
 #: Variants that write predictions, hence have an end-to-end latency.
 SCORERS = ("scorer", "quix", "native")
 #: The module each throughput run executes as ``python -m RUNNER MODE CONFIG``.
@@ -296,6 +304,10 @@ def render_report(
         "",
         f"- native / Quix Streams scorer: **{ratio('native', 'quix')}**",
         f"- native / Faust scorer: **{ratio('native', 'scorer')}**",
+        f"- native with reasons / native: **{ratio('native-reasons', 'native')}** "
+        f"(bar: at least {REASONS_BAR}); Faust with reasons / Faust scorer: "
+        f"{ratio('scorer-reasons', 'scorer')}; native with pinned thread pools (the default, "
+        f"`CHURN_SCORER_THREADS=1`) / not pinned: {ratio('native', 'native-threads')}",
         f"- Quix Streams / Faust scorer: {ratio('quix', 'scorer')}; "
         f"Faust scorer / Faust floor: {ratio('scorer', 'floor')}; "
         f"native / raw ceiling: {ratio('native', 'raw')}",
@@ -316,7 +328,7 @@ def render_report(
 def latency_cell(mode: str, runs: list[dict[str, float]]) -> str:
     """``median p50 / median p99 (each run's p99)`` of one scorer at one rate."""
     if not runs:
-        return "n/a" if mode not in SCORERS else "not measured"
+        return "n/a" if mode in ("raw", "floor") else "not measured"  # those write no predictions
     p50 = statistics.median(run["p50_ms"] for run in runs)
     p99 = statistics.median(run["p99_ms"] for run in runs)
     each = ", ".join(

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
     scorer_explain: bool = False
     scorer_explain_top: int = Field(default=3, ge=1, le=19)
     scorer_explain_down: int = Field(default=0, ge=0, le=19)
+    # Threads of each native pool (OpenMP, BLAS) in a scorer process; 0 leaves the libraries' own.
+    scorer_threads: int = Field(default=1, ge=0)
     # Recent predictions in the churn_drift_psi window.
     drift_window: int = Field(default=5000, ge=100)
     # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).
