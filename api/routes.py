@@ -221,6 +221,8 @@ def build_router(state: ServiceState) -> APIRouter:
                 "features": manifest.get("features", []),
                 "training_data": public_training_data(manifest.get("training_data")),
                 "fast_path": predictor.fast_path,
+                "reasons_available": predictor.explainable,
+                "reasons_unavailable": predictor.no_reasons_because,
                 "loaded_at": datetime.fromtimestamp(loaded_at, UTC) if loaded_at else None,
             }
         )

@@ -63,6 +63,8 @@ def test_without_explain_there_are_no_reason_fields(client: TestClient) -> None:
 
 
 def test_predict_explains_with_the_predictors_reasons(client: TestClient, predictor: Predictor) -> None:
+    summary = client.get("/model").json()
+    assert (summary["reasons_available"], summary["reasons_unavailable"]) == (True, None)
     body = customer()
     response = client.post("/predict?explain=true", json=body)
     assert response.status_code == 200
@@ -153,6 +155,8 @@ def test_an_unexplainable_model_still_scores_and_says_why(forest: tuple[TestClie
     batch = forest_client.post("/predict/batch?explain=true", json=records(3)).json()["predictions"]
     assert [p["reasons"] for p in batch] == [None, None, None]
     assert [p["reasons_unavailable"] for p in batch] == [why, why, why]
+    summary = forest_client.get("/model").json()
+    assert (summary["reasons_available"], summary["reasons_unavailable"]) == (False, why)
 
 
 def test_openapi_documents_explain_with_an_example(client: TestClient) -> None:
