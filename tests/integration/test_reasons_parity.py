@@ -4,6 +4,8 @@ The model is a log-odds blend (spline logistic + gradient boosting), so both exa
 decompositions and the batch-size-dependent tree path are exercised: the stream
 cuts batches as records arrive, the API scores one request's batch, the CLI the
 whole file. Features, values and order must be identical, contributions within 1e-12.
+A model without an exact decomposition scores on the stream, says why on every
+prediction and warns once.
 """
 
 from __future__ import annotations
@@ -153,3 +155,42 @@ def test_stream_api_and_cli_give_identical_reasons(
         _assert_same(cli[event["customer_id"]], expected, f"churn predict {event['customer_id']}")
         if event_id in single:
             _assert_same(single[event_id], expected, f"/predict {event_id}")
+
+
+def test_a_model_without_exact_reasons_scores_and_says_why_on_the_stream(
+    kafka: KafkaTools, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from models.predictor import Predictor
+    from models.registry import ModelRegistry
+
+    store = tmp_path / "forest-store"
+    train(TrainConfig(store=store, candidates=["random_forest"], plots=False, rows=1000, calibrate=False))
+    forest = Predictor.from_registry(ModelRegistry(store))
+    assert not forest.explainable and forest.no_reasons_because
+    events = synthetic_events(60, seed=32)
+    topics = {
+        "events": kafka.unique("events"),
+        "predictions": kafka.unique("pred"),
+        "dlq": kafka.unique("dlq"),
+    }
+    kafka.create_topics(topics.values(), partitions=4)
+    kafka.produce(topics["events"], [(e["customer_id"].encode(), orjson.dumps(e)) for e in events])
+    env = scorer_env(kafka_bootstrap, store, topics, kafka.unique("forest"))
+    env["CHURN_SCORER_EXPLAIN"] = "true"
+    log_path = tmp_path / "native.log"
+    scorer = ScorerProcess(env, log_path, engine="native")
+    try:
+        records = kafka.consume(topics["predictions"], len(events), timeout=90, idle=2.0)
+        assert scorer.stop() == 0, scorer.tail()
+    finally:
+        if scorer.running():
+            scorer.kill()
+    payloads = [orjson.loads(r.value or b"") for r in records]
+    assert len(payloads) == len(events)
+    expected = dict(zip([e["event_id"] for e in events], forest.predict_batch(events).tolist(), strict=True))
+    for payload in payloads:
+        assert payload["reasons"] is None
+        assert payload["reasons_unavailable"] == forest.no_reasons_because
+        assert payload["churn_probability"] == pytest.approx(expected[payload["event_id"]], abs=1e-12)
+    warnings = [line for line in log_path.read_text().splitlines() if "serves no reason codes" in line]
+    assert len(warnings) == 1, warnings  # once per model version, not once per batch
