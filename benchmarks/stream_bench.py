@@ -5,17 +5,20 @@ fresh subprocess (:mod:`benchmarks.runner`) with a fresh consumer group,
 repeated, medians reported: raw confluent-kafka consume -> produce -> commit
 (the ceiling, no scoring), a Faust agent that only takes and acknowledges (the
 Faust floor), the Faust scorer, the Quix Streams peer
-(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. With
-``--shapes``, each variant also runs on topics preloaded with the same customers
-in the shapes real producers send (:mod:`benchmarks.event_shapes`: telco names,
-numbers as text, no ids, unkeyed), interleaved with the canonical runs. Then each
-scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
+(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine; the two
+engines again with reason codes on (``CHURN_SCORER_EXPLAIN``, top 3), and the
+native engine with the libraries' own thread pools (``CHURN_SCORER_THREADS=0``),
+interleaved with the others in every repeat so that their ratios compare runs
+under the same load. With ``--shapes``, each variant also runs on topics preloaded
+with the same customers in the shapes real producers send
+(:mod:`benchmarks.event_shapes`: telco names, numbers as text, no ids, unkeyed),
+interleaved with the canonical runs. Then each scorer runs for real at steady
+rates (1,000 and 10,000 events/s by default) for
 end-to-end latency.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -52,7 +55,12 @@ MODES = (
     ("scorer", "Faust scorer (`churn score --engine faust`)"),
     ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
     ("native", "native scorer (`churn score --engine native`)"),
+    ("scorer-reasons", "Faust scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-reasons", "native scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-threads", "native scorer, thread pools not pinned (`CHURN_SCORER_THREADS=0`)"),
 )
+#: The cost bar of reason codes: native with reasons / native without, at least this.
+REASONS_BAR = 0.7
 #: Variants that write predictions, hence have an end-to-end latency.
 SCORERS = ("scorer", "quix", "native")
 #: The module each throughput run executes as ``python -m RUNNER MODE CONFIG``.
@@ -150,7 +158,15 @@ def _throughput(settings: Settings, work: Path, plan: StreamPlan, progress: Prog
         with progress.status(f"preloading {n:,} {shape} events into {topic}..."):
             _preload(settings, topic, n, shape)
     results: Shaped = {(mode, shape): [] for mode in plan.modes for shape in plan.shapes}
-    for repeat, shape, mode in itertools.product(range(repeats), plan.shapes, plan.modes):
+    # Each repeat starts one variant later, so that no variant always runs right after the
+    # same other one (a slow Faust run leaves the broker busier for whoever follows it).
+    order = [
+        (repeat, shape, mode)
+        for repeat in range(repeats)
+        for shape in plan.shapes
+        for mode in plan.modes[repeat % len(plan.modes) :] + plan.modes[: repeat % len(plan.modes)]
+    ]
+    for repeat, shape, mode in order:
         topic = topics[shape]
         tag = f"{mode}-{shape}-{repeat}-{run_id}"
         run_settings = settings.for_run("bench", tag, events_topic=topic)  # the shape's shared preload
@@ -315,6 +331,10 @@ def render_report(
         "",
         f"- native / Quix Streams scorer: **{ratio('native', 'quix')}**",
         f"- native / Faust scorer: **{ratio('native', 'scorer')}**",
+        f"- native with reasons / native: **{ratio('native-reasons', 'native')}** "
+        f"(bar: at least {REASONS_BAR}); Faust with reasons / Faust scorer: "
+        f"{ratio('scorer-reasons', 'scorer')}; native with pinned thread pools (the default, "
+        f"`CHURN_SCORER_THREADS=1`) / not pinned: {ratio('native', 'native-threads')}",
         f"- Quix Streams / Faust scorer: {ratio('quix', 'scorer')}; "
         f"Faust scorer / Faust floor: {ratio('scorer', 'floor')}; "
         f"native / raw ceiling: {ratio('native', 'raw')}",
@@ -366,7 +386,7 @@ def render_shapes(results: Shaped, plan: StreamPlan) -> str:
 def latency_cell(mode: str, runs: list[dict[str, float]]) -> str:
     """``median p50 / median p99 (each run's p99)`` of one scorer at one rate."""
     if not runs:
-        return "n/a" if mode not in SCORERS else "not measured"
+        return "n/a" if mode in ("raw", "floor") else "not measured"  # those write no predictions
     p50 = statistics.median(run["p50_ms"] for run in runs)
     p99 = statistics.median(run["p99_ms"] for run in runs)
     each = ", ".join(

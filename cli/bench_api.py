@@ -29,6 +29,15 @@ def command(
     write_docs: Path | None = typer.Option(
         None, "--write-docs", help="Write the results into this Markdown file (e.g. docs/benchmarks.md)."
     ),
+    mlserver: bool = typer.Option(
+        True, "--mlserver/--no-mlserver", help="Also measure the MLServer peer (when installed)."
+    ),
+    mlserver_python: Path | None = typer.Option(
+        None,
+        "--mlserver-python",
+        help="Python of MLServer's own environment (default .venv-mlserver/bin/python, "
+        "`make mlserver-venv`).",
+    ),
 ) -> None:
     """Measure /predict latency and throughput over HTTP and the naive one-row sklearn path."""
     # The benchmark loads the API, sklearn and pandas: imported when it runs, not for `churn --help`.
@@ -44,6 +53,8 @@ def command(
         access_log=bool(settings.api_access_log),
         write_docs=write_docs,
         workers=workers,
+        mlserver_python=mlserver_python,
+        mlserver=mlserver,
     )
     try:
         results = api_bench.run(settings, plan, console)
@@ -75,3 +86,11 @@ def _print(
     for row in http_rows:
         http.add_row(*row)
     console.print(http)
+    peer = results.get("mlserver")
+    if peer is not None and "missing" not in peer:
+        console.print(f"MLServer peer: {peer['version']}, max |difference| {peer['max_abs_difference']:.1e}")
+        for r in peer["http"]:
+            console.print(
+                f"  MLServer x{r['rows_per_request']} conn {r['concurrency']}: {r['rps']:,.0f} req/s, "
+                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, errors {r['errors']}"
+            )

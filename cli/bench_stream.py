@@ -13,7 +13,7 @@ import typer
 from cli.console import console, fail, overridden
 
 #: Every variant, in report order (kept here so that `--help` needs no benchmark code).
-ALL_VARIANTS = "raw,floor,scorer,quix,native"
+ALL_VARIANTS = "raw,floor,scorer,quix,native,scorer-reasons,native-reasons,native-threads"
 
 
 def command(
@@ -50,7 +50,7 @@ def command(
         "(collapsed stacks, one file per run, for any flame-graph viewer).",
     ),
 ) -> None:
-    """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
+    """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers (and with reasons); e2e; RSS."""
     # The benchmark loads Kafka clients, the producer and the model registry: imported when it
     # runs, not for `churn --help`.
     from benchmarks import stream_bench

@@ -161,6 +161,13 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(default=5.0, gt=0)
     # Scoring engine of `churn score`: "faust" (default) or "native" (confluent-kafka loop).
     scorer_engine: ScorerEngine = "faust"
+    # Reason codes on every prediction (both engines): the `top` features pushing churn up and
+    # the `down` pushing it down. A model without an exact decomposition serves none and says why.
+    scorer_explain: bool = False
+    scorer_explain_top: int = Field(default=3, ge=1, le=19)
+    scorer_explain_down: int = Field(default=0, ge=0, le=19)
+    # Threads of each native pool (OpenMP, BLAS) in a scorer process; 0 leaves the libraries' own.
+    scorer_threads: int = Field(default=1, ge=0)
     # Recent predictions in the churn_drift_psi window.
     drift_window: int = Field(default=5000, ge=100)
     # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).

@@ -121,6 +121,7 @@ class ScorerMetrics(ModelMetrics):
     delivery_retries: Counter
     delivery_failing: Gauge
     scoring_paused: Gauge
+    reasons_served: Gauge
     partition_stalled: Gauge
     stall_recoveries: Counter
     fetch_wait: Gauge
@@ -198,6 +199,13 @@ class ScorerMetrics(ModelMetrics):
             delivery_failing=Gauge(
                 "churn_delivery_failing",
                 "1 while a batch's output is unacknowledged for longer than CHURN_DELIVERY_FAILING_AFTER_S.",
+                registry=reg,
+            ),
+            reasons_served=Gauge(
+                "churn_scorer_reasons",
+                "With CHURN_SCORER_EXPLAIN: 1 while predictions carry reason codes, 0 while the model "
+                "in use (label) cannot give exact ones and predictions say why instead.",
+                ["model_version"],
                 registry=reg,
             ),
             scoring_paused=Gauge(

@@ -5,6 +5,10 @@ The Faust engine (:mod:`scorer.faust_engine`) and the native engine
 are consumed and how offsets are committed differs between them. The handler
 knows no client library. It also keeps ``churn_drift_psi``
 (:class:`scorer.drift.DriftMonitor`) current from the probabilities it scores.
+
+With ``CHURN_SCORER_EXPLAIN`` every batch is scored with reason codes, once per batch
+(:class:`scorer.batch.ReasonCodes`); a model that cannot give exact ones is
+logged once per version, and ``churn_scorer_reasons{model_version}`` says which.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from kafka_io.sink import DeliverySink
 from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
 from schemas.dead_letters import SCORING_FAILED
-from scorer.batch import BatchLimits, BatchResult, score_batch
+from scorer.batch import BatchLimits, BatchResult, ReasonCodes, score_batch
 from scorer.breaker import ScoringBreaker
 from scorer.drift import DriftMonitor
 from scorer.readiness import DELIVERY, MODEL, SCORING, Readiness
@@ -68,6 +72,12 @@ class BatchHandler:
             max_dead_letter_bytes=settings.dlq_max_value_bytes,
         )
         self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
+        self.reasons = (
+            ReasonCodes(settings.scorer_explain_top, settings.scorer_explain_down)
+            if settings.scorer_explain
+            else None
+        )
+        self._reasons_seen: dict[str, bool] = {}  # model version -> serves reasons
         self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
         self.readiness = readiness or Readiness(
             metrics.scorer_ready, metrics.scorer_condition, live_timeout_s=settings.scorer_live_timeout_s
@@ -83,7 +93,9 @@ class BatchHandler:
         """Score one batch and count its model failures; see :attr:`paused` before delivering it."""
         if self.on_received is not None and not self.breaker.open:
             self.on_received(records)
-        result = score_batch(records, self.live.current, self.limits, self.clock)
+        result = score_batch(records, self.live.current, self.limits, self.clock, self.reasons)
+        if self.reasons is not None and result.model_version not in self._reasons_seen:
+            self._reasons_changed(result)
         failed = result.dead_letter_types.get(SCORING_FAILED, 0)
         was_open = self.breaker.open
         is_open = self.breaker.record(len(result.predictions) + failed, failed, result.model_version)
@@ -98,6 +110,19 @@ class BatchHandler:
                 self.breaker.seconds_to_probe(),
             )
         return result
+
+    def _reasons_changed(self, result: BatchResult) -> None:
+        """The first batch of a model version with reasons on: say whether it serves them."""
+        version, why = result.model_version, result.reasons_unavailable
+        served = why is None
+        for seen in self._reasons_seen:
+            self.metrics.reasons_served.remove(seen)
+        self._reasons_seen = {version: served}
+        self.metrics.reasons_served.labels(model_version=version).set(1 if served else 0)
+        if served:
+            log.info("model %s: predictions carry reason codes", version)
+        else:
+            log.warning("model %s serves no reason codes, predictions say why instead: %s", version, why)
 
     @property
     def paused(self) -> bool:
