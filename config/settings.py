@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     # format); a pickle runs code when loaded.
     model_allow_pickle: bool = True
 
+    # Whether the scorers and the API score the challenger (the registry's CHALLENGER pointer)
+    # in shadow beside the champion; off, they ignore the pointer.
+    shadow_scoring: bool = True
+
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = "churn-scorer"
     scorer_max_batch: int = Field(default=500, ge=1)
