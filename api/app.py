@@ -59,10 +59,12 @@ def create_app(
     """
     keys = KeyStore.from_settings(settings)
     metrics = ApiMetrics.create(metrics_registry)
-    live = LiveModel(ModelRegistry.from_settings(settings), events=metrics)
+    registry = ModelRegistry.from_settings(settings)
+    live = LiveModel(registry, events=metrics)
     state = ServiceState(
         settings=settings,
         live=live,
+        challenger=LiveModel(registry, role="challenger") if settings.shadow_scoring else None,
         metrics=metrics,
         package_version=_package_version(),
         auth_required=keys is not None,

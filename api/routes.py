@@ -7,6 +7,11 @@ compiled numpy path, microseconds), builds the answer with the stream's own
 :func:`schemas.predictions.prediction_payloads` and writes the JSON with orjson,
 skipping a second pydantic validation of a response it built itself.
 
+When a challenger is set (``churn models promote VERSION --challenger``), both
+scoring routes also score the request with it, after the champion, for the
+``churn_shadow_*`` metrics only: the answer never contains the challenger's
+probability, and a challenger failure is counted, never answered.
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time, and the batch limit is a closure variable.
 """
@@ -81,6 +86,21 @@ def build_router(state: ServiceState) -> APIRouter:
             raise ApiError(503, "no_model", no_model, headers={"Retry-After": "5"})
         return predictor
 
+    def shadow(champion: Predictor, customers: Sequence[PredictRequest]) -> None:
+        """Score ``customers`` with the challenger for its metrics; never raises."""
+        challenger = state.challenger.predictor if state.challenger is not None else None
+        if challenger is None or challenger.version == champion.version:
+            return
+        version = challenger.version
+        try:
+            probabilities = challenger.predict_batch(customers)
+        except Exception as exc:  # the challenger never changes what the client gets
+            metrics.shadow.failures.labels(model_version=version).inc(len(customers))
+            log.warning("challenger %s failed in shadow: %s: %s", version, type(exc).__name__, exc)
+            return
+        metrics.shadow.predictions.labels(model_version=version).inc(len(customers))
+        metrics.shadow.probability.observe_many(probabilities)
+
     @router.post(
         "/predict",
         response_model=ChurnPrediction,
@@ -90,8 +110,10 @@ def build_router(state: ServiceState) -> APIRouter:
     )
     async def predict(customer: PredictRequest) -> Response:
         """Churn probability for one customer; `event_id` and `event_time` are optional."""
-        payload = predict_one(current(), customer)  # this request keeps its model even if a reload swaps it
+        predictor = current()  # this request keeps its model even if a reload swaps it
+        payload = predict_one(predictor, customer)
         metrics.probability.observe(payload["churn_probability"])
+        shadow(predictor, [customer])
         return _json(payload)
 
     @router.post(
@@ -109,6 +131,7 @@ def build_router(state: ServiceState) -> APIRouter:
         probabilities = predictor.predict_batch(customers).tolist()
         metrics.probability.observe_many(probabilities)
         predictions = predict_many(predictor, customers, probabilities)
+        shadow(predictor, customers)
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

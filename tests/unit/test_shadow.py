@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
 
+from api.app import create_app
 from config.settings import Settings
 from kafka_io.records import RawRecord
 from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
 from producer.events import synthetic_events
 from scorer.handler import BatchHandler
-from tests.support.api_support import Store, store_copy
+from tests.support.api_support import Store, records, store_copy
 
 SETTINGS = Settings(shadow_predictions_topic="shadow", predictions_topic="preds", dlq_topic="dlq")
 
@@ -113,3 +116,36 @@ def test_cleared_challenger_stops_shadow_scoring_between_batches(store: Store, t
     info = handler.metrics.registry.get_sample_value
     model = handler.challenger.predictor.info.selected_model  # type: ignore[union-attr]
     assert info("churn_challenger_info", {"version": copy.v2, "model": model}) == 1.0
+
+
+async def _api_metric(client: httpx.AsyncClient, name: str, version: str) -> float:
+    text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{model_version="{version}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_the_api_scores_the_challenger_for_its_metrics_only(store: Store, tmp_path: Path) -> None:
+    shutil.copytree(store.path, tmp_path / "store")
+    asyncio.run(_api_shadow(Store(tmp_path / "store", store.v1, store.v2)))
+
+
+async def _api_shadow(copy: Store) -> None:
+    app = create_app(Settings(model_store=copy.path), poll=False)
+    body = records(3, seed=9)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            one = await client.post("/predict", json=body[0])
+            assert one.status_code == 200
+            assert one.json()["model_version"] == copy.v1 and "shadow" not in one.json()
+            many = await client.post("/predict/batch", json=body)
+            assert many.status_code == 200 and many.json()["model_version"] == copy.v1
+            assert await _api_metric(client, "churn_shadow_predictions_total", copy.v2) == 4
+            copy.registry.clear_challenger()
+            assert (await client.post("/admin/reload")).status_code == 200
+            await client.post("/predict", json=body[0])
+            assert await _api_metric(client, "churn_shadow_predictions_total", copy.v2) == 4
+            metrics_text = (await client.get("/metrics")).text
+            assert "churn_challenger_info{" not in metrics_text
