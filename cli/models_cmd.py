@@ -170,3 +170,94 @@ def history(
             *(escape(str(e.get(k) or "")) for k in ("at", "action", "version", "previous", "who", "reason"))
         )
     console.print(table)
+
+
+@app.command("compare")
+def compare(
+    ctx: typer.Context,
+    champion: str | None = typer.Option(None, "--champion", help="Default: the registry's CURRENT."),
+    challenger: str | None = typer.Option(
+        None, "--challenger", help="Default: the registry's CHALLENGER, else the last version seen in shadow."
+    ),
+    n_boot: int = typer.Option(2000, "--bootstrap", min=100, help="Bootstrap resamples."),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999),
+    seed: int = typer.Option(0, "--seed"),
+    gate_gain: float | None = typer.Option(
+        None, "--gate", help="Exit 1 unless the challenger passes the retrain gate with this ROC AUC gain."
+    ),
+    min_pairs: int = typer.Option(200, "--min-pairs", min=2, help="Fewest labelled pairs the gate accepts."),
+    idle_s: float = typer.Option(
+        3.0, "--idle", help="Stop reading a topic after this long without a record."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON object."),
+    store: Path | None = StoreOption,
+) -> None:
+    """Champion against challenger on the same live outcomes: ROC AUC of each, the difference with a
+    paired-bootstrap interval, Brier scores, counts. Reads the predictions, shadow and outcomes topics.
+
+    Exit codes: 0 compared (and, with --gate, the challenger passes); 1 it does not pass --gate;
+    2 nothing to compare (no challenger, too few labelled pairs or one class only)."""
+    # The join reads Kafka and the statistics load numpy/sklearn: only when this command runs.
+    from scorer.live_pairs import read_pairs
+    from training.comparison import NotComparableError, compare_paired, gate
+
+    registry = ModelStore.from_settings(ctx.obj, store)
+    pairs = read_pairs(ctx.obj, idle_s=idle_s)
+    a = champion or registry.current()
+    b = challenger or registry.challenger() or pairs.latest.get("challenger")
+    counts = pairs.versions()
+    summary: dict[str, object] = {
+        "champion": a,
+        "challenger": b,
+        "labelled": {"champion": counts.get(a or "", 0), "challenger": counts.get(b or "", 0)},
+        "records_read": dict(pairs.read),
+        "records_skipped": dict(pairs.refused),
+    }
+    if a is None or b is None:
+        _compare_exit(summary, "no champion or no challenger to compare", as_json)
+        return
+    labels, pa, pb = pairs.paired(a, b)
+    try:
+        result = compare_paired(labels, pa, pb, n_boot=n_boot, confidence=confidence, seed=seed)
+    except NotComparableError as exc:
+        _compare_exit(summary, str(exc), as_json)
+        return
+    summary["comparison"] = result.as_dict()
+    passed = True
+    if gate_gain is not None:
+        decision = gate(result, min_gain=gate_gain, min_pairs=min_pairs)
+        summary["gate"] = {"promote": decision.promote, "reason": decision.reason, "min_gain": gate_gain}
+        passed = decision.promote
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        table = Table(
+            title=f"champion {escape(a)} vs challenger {escape(b)} on {result.n} labelled customers"
+        )
+        for column in ("", "champion", "challenger", "difference"):
+            table.add_column(column)
+        ci = f"[{result.ci_low:+.4f}, {result.ci_high:+.4f}] ({result.confidence:.0%}, paired bootstrap)"
+        table.add_row(
+            "ROC AUC", f"{result.roc_auc_a:.4f}", f"{result.roc_auc_b:.4f}", f"{result.difference:+.4f} {ci}"
+        )
+        table.add_row(
+            "Brier",
+            f"{result.brier_a:.4f}",
+            f"{result.brier_b:.4f}",
+            f"{result.brier_b - result.brier_a:+.4f}",
+        )
+        console.print(table)
+        console.print(f"{result.positives} of {result.n} churned")
+        if "gate" in summary:
+            console.print(f"gate: {'pass' if passed else 'fail'} — {escape(str(summary['gate']['reason']))}")  # type: ignore[index]
+    if not passed:
+        raise typer.Exit(1)
+
+
+def _compare_exit(summary: dict[str, object], reason: str, as_json: bool) -> None:
+    summary["error"] = reason
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        console.print(f"nothing to compare: {escape(reason)}")
+    raise typer.Exit(2)

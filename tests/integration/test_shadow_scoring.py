@@ -1,22 +1,33 @@
 """Shadow scoring in a running `churn score`, both engines, on the embedded broker: a challenger set
 while the scorer runs gets its predictions on the shadow topic (header role=challenger, its own
-model_version), the champion's predictions are unchanged, and clearing the pointer stops it."""
+model_version), the champion's predictions are unchanged, and clearing the pointer stops it; and
+`churn models compare` shows a challenger trained on shuffled labels worse on the live outcomes."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
 
+from cli.main import app
 from models.registry import ModelRegistry
-from producer.events import synthetic_events
+from producer.events import stamp, synthetic_events, synthetic_labelled_rows
+from producer.outcomes import outcome_payload
 from tests.support.kafka_tools import KafkaTools
 from tests.support.scorer_process import ScorerProcess, scorer_env
+from training.data import to_telco_csv
 from training.run import TrainConfig, train
+from training.synthetic import generate
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +38,15 @@ def challenger_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory
     path = tmp_path_factory.mktemp("shadow") / "store"
     shutil.copytree(model_store, path)
     outcome = train(
-        TrainConfig(store=path, candidates=["spline_logistic"], plots=False, rows=1000, seed=9, promote=False)
+        TrainConfig(
+            store=path,
+            candidates=["spline_logistic"],
+            plots=False,
+            rows=1000,
+            seed=9,
+            promote=False,
+            cv_folds=2,
+        )
     )
     return path, outcome.version
 
@@ -100,3 +119,77 @@ def test_a_challenger_set_and_cleared_live_scores_in_shadow_only(
     assert len(kafka.consume(topics["shadow"], len(shadow), timeout=10, idle=2.0)) == len(shadow)
     assert not third & shadowed
     assert scorer.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def worse_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The session store plus a version trained on shuffled labels (ROC AUC ≈ 0.5), not promoted."""
+    root = tmp_path_factory.mktemp("worse")
+    frame = generate(1500, seed=13)
+    frame["churn"] = np.random.default_rng(0).permutation(frame["churn"].to_numpy())
+    to_telco_csv(frame, root / "shuffled.csv")
+    shutil.copytree(model_store, root / "store")
+    outcome = train(
+        TrainConfig(
+            data=root / "shuffled.csv",
+            store=root / "store",
+            candidates=["spline_logistic"],
+            plots=False,
+            promote=False,
+            calibrate=False,
+            cv_folds=2,
+        )
+    )
+    return root / "store", outcome.version
+
+
+def test_compare_shows_a_worse_challenger_worse_on_live_outcomes(
+    kafka_bootstrap: str,
+    kafka: KafkaTools,
+    topics: dict[str, str],
+    worse_store: tuple[Path, str],
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(worse_store[0], store)
+    registry = ModelRegistry(store)
+    champion, challenger = registry.current(), worse_store[1]
+    registry.set_challenger(challenger)
+    topics["shadow"], topics["outcomes"] = kafka.unique("shadow"), kafka.unique("outcomes")
+    kafka.create_topics([topics["shadow"], topics["outcomes"]], partitions=4)
+    env = scorer_env(kafka_bootstrap, store, topics, kafka.unique("scorer"))
+    env["CHURN_SHADOW_PREDICTIONS_TOPIC"] = topics["shadow"]
+    env["CHURN_OUTCOMES_TOPIC"] = topics["outcomes"]
+    scorer = ScorerProcess(env, tmp_path / "scorer.log", engine="native")
+    try:
+        scorer.wait_metrics()
+        rows = [(stamp(r), y) for r, y in itertools.islice(synthetic_labelled_rows(seed=17), 1500)]
+        kafka.produce(topics["events"], [(r["customer_id"].encode(), orjson.dumps(r)) for r, _ in rows])
+        predictions = kafka.consume(topics["predictions"], len(rows), timeout=60)
+        assert len(predictions) == len(rows)
+        assert len(kafka.consume(topics["shadow"], len(rows), timeout=60)) == len(rows)
+    finally:
+        assert scorer.stop() == 0
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    outcomes = [orjson.dumps(outcome_payload(r["customer_id"], churned, later)) for r, churned in rows]
+    kafka.produce(
+        topics["outcomes"], [(r["customer_id"].encode(), o) for (r, _), o in zip(rows, outcomes, strict=True)]
+    )
+
+    result = CliRunner().invoke(
+        app, ["models", "compare", "--json", "--gate", "0", "--idle", "2", "--bootstrap", "500"], env=env
+    )
+    assert result.exit_code == 1, result.output  # compared, and the gate refuses the challenger
+    summary = json.loads(result.output)
+    assert (summary["champion"], summary["challenger"]) == (champion, challenger)
+    assert summary["labelled"] == {"champion": len(rows), "challenger": len(rows)}
+    c = summary["comparison"]
+    label = {r["customer_id"]: churned for r, churned in rows}
+    payloads = [orjson.loads(p.value or b"") for p in predictions]
+    expected = roc_auc_score(
+        [label[p["customer_id"]] for p in payloads], [p["churn_probability"] for p in payloads]
+    )
+    assert c["roc_auc_a"] == pytest.approx(expected, abs=1e-6)  # the join labels every prediction, exactly
+    assert c["roc_auc_a"] > 0.7 and c["roc_auc_b"] < 0.6
+    assert c["ci_high"] < 0 and c["n"] == len(rows)
+    assert not summary["gate"]["promote"]

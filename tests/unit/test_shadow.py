@@ -58,8 +58,8 @@ def test_the_challenger_scores_the_same_events_into_the_shadow_topic(store: Stor
     assert len(result.shadow) == 40
     outputs = dict(handler.outputs(result))
     assert outputs["shadow"] is result.shadow and outputs["preds"] is result.predictions
-    champion = [orjson.loads(r.value) for r in result.predictions]
-    shadow = [orjson.loads(r.value) for r in result.shadow]
+    champion = [orjson.loads(r.value or b"") for r in result.predictions]
+    shadow = [orjson.loads(r.value or b"") for r in result.shadow]
     assert {p["model_version"] for p in champion} == {store.v1}
     assert {p["model_version"] for p in shadow} == {store.v2}
     assert [p["event_id"] for p in shadow] == [p["event_id"] for p in champion]
@@ -68,7 +68,7 @@ def test_the_challenger_scores_the_same_events_into_the_shadow_topic(store: Stor
     assert not any(name == "role" for r in result.predictions for name, _ in r.headers)
     # The shadow is what the challenger would have said as champion.
     as_champion = LiveModel(store.registry).registry.vet(store.v2)
-    expected = as_champion.predict_batch([orjson.loads(r.value) for r in _batch(40)[:40]])
+    expected = as_champion.predict_batch([orjson.loads(r.value or b"") for r in _batch(40)[:40]])
     assert np.allclose([p["churn_probability"] for p in shadow], expected, atol=1e-9)
     handler.record(result)
     assert _value(handler, "churn_shadow_predictions_total", model_version=store.v2) == 40
