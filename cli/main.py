@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import typer
 
-from cli import api, bench, broker, consume, dlq, models_cmd, predict, produce, quality, score, train, up
+from cli import (
+    api,
+    bench,
+    broker,
+    consume,
+    dlq,
+    models_cmd,
+    predict,
+    produce,
+    quality,
+    retrain,
+    score,
+    train,
+    up,
+)
 
 app = typer.Typer(
     name="churn",
@@ -37,6 +51,7 @@ def main(
 
 
 app.command("train")(train.command)
+app.command("retrain")(retrain.command)
 app.command("predict")(predict.command)
 app.command("broker")(broker.command)
 app.command("score")(score.command)

@@ -1,4 +1,5 @@
-"""Labelled live predictions read back from the topics, for `churn models compare` and `churn retrain`.
+"""Live data read back from the topics: labelled predictions for `churn models compare`, and the
+last-seen features with their outcomes for `churn retrain` (:func:`read_last_seen`).
 
 The predictions topic, the shadow topic and the outcomes topic are read from their start
 (no consumer group, nothing committed). Records are decoded by the quality job's readers
@@ -22,10 +23,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
+from pydantic import ValidationError
 
 from config.settings import Settings
 from kafka_io.records import RawRecord
 from kafka_io.topics import MissingTopicError, iter_topic
+from schemas.events import CustomerEvent
+from schemas.features import FEATURES
 from scorer.quality_records import (
     CHALLENGER,
     CHAMPION,
@@ -36,6 +41,7 @@ from scorer.quality_records import (
     read_prediction,
 )
 from scorer.quality_state import QualityState
+from training.retrain import SeenEvent, SeenOutcome
 
 log = logging.getLogger(__name__)
 
@@ -140,3 +146,35 @@ def _records(settings: Settings, topic: str, idle_s: float, timeout_s: float | N
     except MissingTopicError:
         log.warning("topic %s does not exist: nothing read from it", topic)
     return out
+
+
+def read_last_seen(
+    settings: Settings, *, idle_s: float = 3.0, timeout_s: float | None = None
+) -> tuple[list[SeenEvent], list[SeenOutcome], Counter[str]]:
+    """Every valid event and outcome of the events and outcomes topics, from their start.
+
+    Events are validated by the event contract (:class:`schemas.events.CustomerEvent`); an
+    event or outcome that fails is skipped and counted (``<topic>:skipped``) with the records read.
+    """
+    counts: Counter[str] = Counter()
+    events: list[SeenEvent] = []
+    topic = settings.events_topic
+    for record in _records(settings, topic, idle_s, timeout_s):
+        counts[topic] += 1
+        try:
+            event = CustomerEvent.model_validate(orjson.loads(record.value or b""))
+        except (orjson.JSONDecodeError, ValidationError, TypeError):
+            counts[f"{topic}:skipped"] += 1
+            continue
+        features = {name: getattr(event, name) for name in FEATURES}
+        events.append(SeenEvent(event.customer_id, event.event_time.timestamp(), features))
+    outcomes: list[SeenOutcome] = []
+    topic, now = settings.outcomes_topic, time.time()
+    for record in _records(settings, topic, idle_s, timeout_s):
+        counts[topic] += 1
+        seen = read_outcome(record, settings.max_event_bytes, now, settings.max_event_time_skew_s)
+        if isinstance(seen, Refused):
+            counts[f"{topic}:skipped"] += 1
+            continue
+        outcomes.append(SeenOutcome(seen.customer_id, seen.churned, seen.observed_at))
+    return events, outcomes, counts
