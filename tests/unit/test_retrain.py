@@ -54,7 +54,7 @@ def test_the_window_is_the_latest_share_by_outcome_time() -> None:
 
 
 def _live_frame(n: int, seed: int, shuffle: bool = False, keep_last: int = 0) -> pd.DataFrame:
-    """``n`` customers observed a second apart; ``shuffle`` scrambles the labels but the last ``keep_last``."""
+    """``n`` customers observed a second apart; ``shuffle`` scrambles labels but the last ``keep_last``."""
     frame = generate(n, seed=seed)
     if shuffle:
         head = n - keep_last
