@@ -30,7 +30,7 @@ from config.settings import Settings
 from models.live import LiveModel
 from models.registry import ModelRegistry
 from monitoring.metrics import ApiMetrics
-from schemas.features import FLAG_FEATURES, YES_NO_FEATURES
+from schemas.json_schema import openapi_components
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,11 @@ async def _poll(state: ServiceState) -> None:
             log.exception("model_poll_failed")
 
 
-#: Identifier fields: whitespace is stripped before the length check, so one visible character is needed.
-_ID_FIELDS = ("customer_id", "event_id")
-
-
 def _customise_openapi(app: FastAPI, *, api_key: bool) -> None:
-    """Publish the rules the generated schema cannot see; enforced by pydantic and the middleware.
+    """Publish what the generated schema cannot know.
 
-    * ``customer_id`` / ``event_id`` must contain a non-blank character (the
-      models strip whitespace before checking ``minLength``);
-    * Yes/No features and ``senior_citizen`` also take JSON booleans;
+    * the scoring routes read their bodies themselves (:mod:`api.bodies`): their
+      request body is the published input schema (``schemas.json_schema``), as a component;
     * with an API key, the ``X-API-Key`` security scheme on every guarded route.
     """
 
@@ -156,16 +151,7 @@ def _customise_openapi(app: FastAPI, *, api_key: bool) -> None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        properties = schema["components"]["schemas"]["PredictRequest"]["properties"]
-        for name in _ID_FIELDS:
-            # one character the model does not strip: not whitespace, and not U+0085, which
-            # Python strips but JSON Schema (ECMA-262) regexes do not count as \s
-            properties[name]["pattern"] = "[^\\s\u0085]"
-        for name in (*YES_NO_FEATURES, *FLAG_FEATURES):
-            properties[name] = {
-                "anyOf": [{k: v for k, v in properties[name].items() if k != "title"}, {"type": "boolean"}],
-                "title": properties[name].get("title", name),
-            }
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
         if api_key:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "ApiKey": {

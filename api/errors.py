@@ -3,8 +3,11 @@
 Every error the service returns has the same shape (:class:`ErrorBody`)::
 
     {"error": "validation_error", "message": "2 invalid fields",
-     "errors": [{"field": "tenure", "reason": "Input should be less than or equal to 72",
-                 "type": "less_than_equal"}]}
+     "errors": [{"field": "tenure", "reason": "Input should be less than or equal to 1200",
+                 "type": "out_of_range"}]}
+
+A refused scoring body's ``errors[].type`` is the error type the stream writes in a
+dead letter's ``error_type`` header for the same bytes (docs/contract.md).
 
 Inputs are never echoed back (they may hold customer data) and never logged.
 Nothing internal is either: no stack trace, no filesystem path, no hash of a
@@ -51,6 +54,7 @@ class ApiError(Exception):
         *,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        errors: Sequence[dict[str, str]] = (),
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -58,6 +62,7 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.extra = extra
+        self.errors = errors
 
 
 _STATUS_CODES = {
@@ -140,7 +145,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status_code, exc.error, exc.message, headers=exc.headers, extra=exc.extra)
+    return error_response(
+        exc.status_code, exc.error, exc.message, exc.errors, headers=exc.headers, extra=exc.extra
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -158,7 +165,7 @@ def install_error_handlers(app: FastAPI) -> None:
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error codes a route can return."""
     descriptions = {
-        400: "Malformed JSON.",
+        400: "The body is not JSON (or not UTF-8).",
         401: "X-API-Key header missing (when an API key is configured).",
         403: "X-API-Key does not match any key, or the key lacks the route's scope.",
         409: "The promoted model was refused; the previous one keeps serving.",

@@ -1,11 +1,14 @@
 """The endpoints. ``build_router`` closes over the service state, so a request
 does no dependency lookups on the scoring path.
 
-``/predict`` validates the body with :class:`schemas.events.PredictRequest`
-(the same rules as the stream), scores it with ``Predictor.predict_one`` (the
-compiled numpy path, microseconds), builds the answer with the stream's own
+``/predict`` reads the body bytes with the input contract (:mod:`api.bodies`:
+the function the stream uses for a record, so the same bytes get the same
+verdict), scores the event with ``Predictor.predict_one`` (the compiled numpy
+path, microseconds), builds the answer with the stream's own
 :func:`schemas.predictions.prediction_payloads` and writes the JSON with orjson,
-skipping a second pydantic validation of a response it built itself.
+skipping a second pydantic validation of a response it built itself. An event
+without ``event_id`` gets a fresh uuid4 hex, one without ``event_time`` the
+time of the request. ``/schemas/{name}.json`` serves the published JSON Schemas.
 
 When a challenger is set (``churn models promote VERSION --challenger``), both
 scoring routes also score the request with it, after the champion, for the
@@ -19,20 +22,23 @@ annotations at definition time, and the batch limit is a closure variable.
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
+from api.bodies import BodyRules, read_many, read_one
 from api.errors import ApiError, error_responses, public_text
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
-from schemas.events import PredictRequest
+from schemas.events import CustomerEvent
+from schemas.json_schema import SCHEMA_NAMES, SchemaName, schema
 from schemas.predictions import ChurnPrediction, prediction_payloads
 
 log = logging.getLogger(__name__)
@@ -48,28 +54,40 @@ def public_training_data(training_data: Any) -> dict[str, Any]:
     return dict(training_data)
 
 
+#: The request body of /predict in the OpenAPI document (the routes read the bytes themselves).
+EVENT_REF = "#/components/schemas/CustomerEvent"
+
+
+def _json_body(body_schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}}
+
+
 def _json(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code, media_type="application/json")
 
 
-def predict_one(predictor: Predictor, customer: PredictRequest) -> dict[str, Any]:
-    """What ``/predict`` answers for one validated request: its prediction payload."""
+def predict_one(predictor: Predictor, customer: CustomerEvent) -> dict[str, Any]:
+    """What ``/predict`` answers for one validated event: its prediction payload."""
     (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)])
     return payload
 
 
 def predict_many(
-    predictor: Predictor, customers: Sequence[PredictRequest], probabilities: Sequence[float]
+    predictor: Predictor, customers: Sequence[CustomerEvent], probabilities: Sequence[float]
 ) -> list[dict[str, Any]]:
-    """The prediction payloads of validated requests scored with ``probabilities``, in order."""
+    """The prediction payloads of validated events scored with ``probabilities``, in order.
+
+    An event without ``event_id`` gets a fresh uuid4 hex; one without ``event_time``, now.
+    """
+    now = datetime.now(UTC)
     return prediction_payloads(
-        [customer.event_id for customer in customers],
+        [customer.event_id or uuid.uuid4().hex for customer in customers],
         [customer.customer_id for customer in customers],
-        [customer.event_time for customer in customers],
+        [customer.event_time or now for customer in customers],
         probabilities,
         predictor.threshold,
         predictor.version,
-        datetime.now(UTC),
+        now,
     )
 
 
@@ -77,7 +95,11 @@ def build_router(state: ServiceState) -> APIRouter:
     router = APIRouter()
     live = state.live
     metrics = state.metrics
-    max_batch = state.settings.api_max_batch
+    settings = state.settings
+    max_batch = settings.api_max_batch
+    schemas = {name: orjson.dumps(schema(name)) for name in SCHEMA_NAMES}
+    rules = BodyRules(settings.max_event_bytes, settings.max_event_time_skew_s, max_batch)
+    batch_body = {"type": "array", "items": {"$ref": EVENT_REF}, "minItems": 1, "maxItems": max_batch}
     no_model = "no verified model is loaded yet; train and promote one (`churn train`)"
 
     def current() -> Predictor:
@@ -86,7 +108,7 @@ def build_router(state: ServiceState) -> APIRouter:
             raise ApiError(503, "no_model", no_model, headers={"Retry-After": "5"})
         return predictor
 
-    def shadow(champion: Predictor, customers: Sequence[PredictRequest]) -> None:
+    def shadow(champion: Predictor, customers: Sequence[CustomerEvent]) -> None:
         """Score ``customers`` with the challenger for its metrics; never raises."""
         challenger = state.challenger.predictor if state.challenger is not None else None
         if challenger is None or challenger.version == champion.version:
@@ -107,9 +129,15 @@ def build_router(state: ServiceState) -> APIRouter:
         summary="Score one customer",
         responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
         tags=["scoring"],
+        openapi_extra=_json_body({"$ref": EVENT_REF}),
     )
-    async def predict(customer: PredictRequest) -> Response:
-        """Churn probability for one customer; `event_id` and `event_time` are optional."""
+    async def predict(request: Request) -> Response:
+        """Churn probability for one customer; `event_id` and `event_time` are optional.
+
+        The body is read as the stream reads a record (docs/contract.md): a refused body is
+        422 (400 if it is not JSON) and each error's `type` is the stream's `error_type`.
+        """
+        customer = read_one(await request.body(), rules)
         predictor = current()  # this request keeps its model even if a reload swaps it
         payload = predict_one(predictor, customer)
         metrics.probability.observe(payload["churn_probability"])
@@ -122,11 +150,14 @@ def build_router(state: ServiceState) -> APIRouter:
         summary=f"Score up to {max_batch} customers",
         responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
         tags=["scoring"],
+        openapi_extra=_json_body(batch_body),
     )
-    async def predict_batch(
-        customers: Annotated[list[PredictRequest], Body(min_length=1, max_length=max_batch)],
-    ) -> Response:
-        """Churn probabilities for a list of customers, in order, scored in one vectorized pass."""
+    async def predict_batch(request: Request) -> Response:
+        """Churn probabilities for a list of customers, in order, scored in one vectorized pass.
+
+        Each element is read as one record; errors name it by index (`2.tenure`).
+        """
+        customers = read_many(await request.body(), rules)
         predictor = current()
         probabilities = predictor.predict_batch(customers).tolist()
         metrics.probability.observe_many(probabilities)
@@ -211,6 +242,19 @@ def build_router(state: ServiceState) -> APIRouter:
                 extra={"serving": result.serving, "fallback": result.fallback},
             )
         return _json(result.as_dict())
+
+    @router.get(
+        "/schemas/{name}.json",
+        summary="A published JSON Schema: customer-event, churn-prediction or dead-letter-headers",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}},
+            **error_responses(401, 403, 422, 429),
+        },
+        tags=["contract"],
+    )
+    async def published_schema(name: SchemaName) -> Response:
+        return Response(schemas[name], media_type="application/schema+json")
 
     @router.get(
         "/metrics",

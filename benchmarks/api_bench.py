@@ -31,6 +31,7 @@ import httpx
 import orjson
 import pandas as pd
 
+from api.bodies import BodyRules, read_one
 from api.routes import predict_one
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import BenchmarkError, Progress
@@ -39,7 +40,6 @@ from devstack.ports import free_port
 from devstack.processes import ChurnProcess
 from models.live import LiveModel
 from models.registry import ModelRegistry
-from schemas.events import PredictRequest
 from training.run import TrainConfig, train
 from training.synthetic import generate
 
@@ -69,7 +69,7 @@ def run(settings: Settings, plan: ApiPlan, progress: Progress) -> dict[str, Any]
         model_store = _ensure_model(settings.model_store, work, progress)
         body = _sample_body()
         progress.print("[bold]server side[/] (in process, same model)...")
-        server_side = _server_side(model_store, body, plan.iterations)
+        server_side = _server_side(settings, model_store, body, plan.iterations)
         http = _http(model_store, work, body, plan, progress)
     results = {"server_side": server_side, "http": http, "machine": machine, "date": _today()}
     results["command"] = _command_line(plan)
@@ -110,18 +110,19 @@ def _timed(fn: Callable[[], object], n: int) -> dict[str, float]:
     }
 
 
-def _server_side(store: Path, body: dict[str, Any], iterations: int) -> dict[str, Any]:
+def _server_side(settings: Settings, store: Path, body: dict[str, Any], iterations: int) -> dict[str, Any]:
     live = LiveModel(ModelRegistry(store))
     live.refresh()
     predictor = live.predictor
     if predictor is None:
         raise BenchmarkError(f"no model could be loaded from {store}")
     raw = orjson.dumps(body)
-    request = PredictRequest.model_validate(body)
+    rules = BodyRules(settings.max_event_bytes, settings.max_event_time_skew_s, settings.api_max_batch)
+    request = read_one(raw, rules)
     row = {name: getattr(request, name) for name in type(request).model_fields}
 
     def handler() -> bytes:
-        return orjson.dumps(predict_one(predictor, PredictRequest.model_validate(orjson.loads(raw))))
+        return orjson.dumps(predict_one(predictor, read_one(raw, rules)))
 
     fast = _timed(lambda: predictor.predict_one(request), iterations)
     full = _timed(handler, iterations)

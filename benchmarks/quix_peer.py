@@ -2,7 +2,7 @@
 
 The same work written the way Quix Streams is meant to be used: a
 ``StreamingDataFrame`` over the events topic with Quix's JSON deserializer,
-one ``apply`` that validates the event with :class:`CustomerEvent` and scores it
+one ``apply`` that validates the event with the input contract (``validate_event``) and scores it
 with the same :class:`Predictor` (``predict_one``; the dataframe API hands
 records over one at a time), and ``to_topic`` with Quix's JSON serializer,
 keyed by ``customer_id``. Quix commits at-least-once on its checkpoint
@@ -21,7 +21,7 @@ from typing import Any
 from config.settings import Settings
 from kafka_io.client_config import confluent_common
 from models.predictor import Predictor
-from schemas.events import CustomerEvent
+from schemas.contract import Rejection, derived_event_id, validate_event
 from schemas.predictions import prediction_payloads
 
 MISSING = (
@@ -38,7 +38,7 @@ def build_quix_app(
     settings: Settings, predictor: Predictor, on_scored: Callable[[], None] | None = None
 ) -> Any:
     """A Quix ``Application`` scoring ``settings.events_topic`` into ``settings.predictions_topic``."""
-    from quixstreams import Application  # the optional `bench` extra: only when the peer runs
+    from quixstreams import Application, message_context  # the optional `bench` extra: only when it runs
 
     common = {k: v for k, v in confluent_common(settings).items() if k != "bootstrap.servers"}
     app = Application(
@@ -62,16 +62,24 @@ def build_quix_app(
     version = predictor.version
     threshold = predictor.threshold
 
-    def score(value: dict[str, Any]) -> dict[str, Any]:
-        event = CustomerEvent.model_validate(value)
+    def score(value: dict[str, Any], _key: Any, timestamp_ms: int, _headers: Any) -> dict[str, Any]:
+        event = validate_event(value)
+        if isinstance(event, Rejection):  # the peer has no dead-letter topic: a bad event stops it
+            raise ValueError(event.message)
         probability = predictor.predict_one(event)
         if on_scored is not None:
             on_scored()
+        if event.event_id is None:  # as the scorer does: the record's coordinates
+            where = message_context()
+            event_id = derived_event_id(where.topic, where.partition, where.offset)
+        else:
+            event_id = event.event_id
+        when = event.event_time or datetime.fromtimestamp(timestamp_ms / 1000, UTC)
         # Quix's JSON serializer takes no datetime: the times go out as ISO text.
         (payload,) = prediction_payloads(
-            [event.event_id],
+            [event_id],
             [event.customer_id],
-            [event.event_time.isoformat()],
+            [when.isoformat()],
             [probability],
             threshold,
             version,
@@ -79,7 +87,7 @@ def build_quix_app(
         )
         return payload
 
-    sdf = app.dataframe(events).apply(score)
+    sdf = app.dataframe(events).apply(score, metadata=True)
     # Quix keeps the input's timestamp on the output by default; stamp the time of scoring
     # instead, as the other scorers' producers do (the benchmark's latency reads it).
     sdf = sdf.set_timestamp(lambda _value, _key, _timestamp, _headers: int(time.time() * 1000))

@@ -5,13 +5,17 @@ fresh subprocess (:mod:`benchmarks.runner`) with a fresh consumer group,
 repeated, medians reported: raw confluent-kafka consume -> produce -> commit
 (the ceiling, no scoring), a Faust agent that only takes and acknowledges (the
 Faust floor), the Faust scorer, the Quix Streams peer
-(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. Then each
+(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. With
+``--shapes``, each variant also runs on topics preloaded with the same customers
+in the shapes real producers send (:mod:`benchmarks.event_shapes`: telco names,
+numbers as text, no ids, unkeyed), interleaved with the canonical runs. Then each
 scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
 end-to-end latency.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -29,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.event_shapes import SHAPES, records
 from benchmarks.machine import cpu_name, load_average, rss_mb
 from benchmarks.progress import BenchmarkError, Progress
 from benchmarks.quix_peer import quix_available
@@ -39,8 +44,7 @@ from devstack.processes import ChildProcess, ChurnProcess, ScorerProcess
 from kafka_io.broker_watch import kafka_ready
 from kafka_io.topics import ensure_topics, read_topic
 from models.registry import ModelRegistry
-from producer.events import synthetic_events
-from producer.publisher import publish
+from producer.publisher import Publisher
 
 MODES = (
     ("raw", "raw ceiling: confluent-kafka consume, produce the same bytes, commit (no scoring)"),
@@ -66,6 +70,9 @@ class StreamPlan:
     latency_seconds: float
     latency_repeats: int
     profile: Path | None = None
+    #: Event shapes of the throughput runs (:data:`benchmarks.event_shapes.SHAPES`); the first
+    #: one is the main table's.
+    shapes: tuple[str, ...] = ("canonical",)
 
 
 def modes_of(variants: str) -> list[str]:
@@ -94,7 +101,8 @@ def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
         if current is None:
             raise BenchmarkError(f"no promoted model in {settings.model_store}; run `churn train` first")
         manifest = registry.manifest(current)
-        results = _throughput(settings, work, plan, progress)
+        shaped = _throughput(settings, work, plan, progress)
+        results = {mode: shaped[(mode, plan.shapes[0])] for mode in plan.modes}
         latency: dict[tuple[str, float], list[dict[str, float]]] = {}
         for rate in plan.latency_rates:
             for _ in range(plan.latency_repeats):  # one stall of a shared machine can own a run's p99
@@ -110,45 +118,56 @@ def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
         f"load average {load_at_start:.1f} when the run started (other processes share the machine)"
     )
     broker_note = "embedded Tansu (in-memory)" if broker is not None else settings.kafka_bootstrap_servers
-    return render_report(
+    report = render_report(
         results, latency, plan.events, plan.repeats, manifest, machine, broker_note, settings
     )
+    if len(plan.shapes) > 1:
+        report += "\n\n" + render_shapes(shaped, plan)
+    return report
 
 
-def _preload(settings: Settings, topic: str, n: int) -> None:
+def _preload(settings: Settings, topic: str, n: int, shape: str) -> None:
+    """``n`` events of ``shape`` on ``topic`` (the same customers in every shape)."""
     ensure_topics(settings, [topic])
-    stats = publish(synthetic_events(n, seed=5), settings, topic=topic)
-    if not stats.ok:
+    publisher = Publisher(settings, topic)
+    for key, value in records(shape, n):
+        publisher.send(key, value)
+    remaining = publisher.flush(60.0)
+    stats = publisher.stats
+    if remaining or not stats.ok:
         raise BenchmarkError(f"preloading failed: {stats.failed} of {stats.sent} not delivered")
 
 
-def _throughput(
-    settings: Settings, work: Path, plan: StreamPlan, progress: Progress
-) -> dict[str, list[dict[str, float]]]:
+Shaped = dict[tuple[str, str], list[dict[str, float]]]
+
+
+def _throughput(settings: Settings, work: Path, plan: StreamPlan, progress: Progress) -> Shaped:
+    """Every mode on every shape, ``repeats`` times, interleaved: ``results[(mode, shape)]``."""
     n, repeats = plan.events, plan.repeats
     run_id = uuid.uuid4().hex[:8]
-    topic = f"bench-events-{run_id}"
-    with progress.status(f"preloading {n:,} events into {topic}..."):
-        _preload(settings, topic, n)
-    results: dict[str, list[dict[str, float]]] = {mode: [] for mode in plan.modes}
-    for repeat in range(repeats):
-        for mode in plan.modes:
-            tag = f"{mode}-{repeat}-{run_id}"
-            run_settings = settings.for_run("bench", tag, events_topic=topic)  # all read one preload
-            ensure_topics(run_settings, [run_settings.predictions_topic, run_settings.dlq_topic])
-            result_path = work / f"{tag}.json"
-            config_path = _write_config(work / f"{tag}-config.json", run_settings, n, result_path)
-            command = [sys.executable, "-m", RUNNER, mode, str(config_path)]
-            if plan.profile is not None:
-                command = _profiled(command, plan.profile / f"{mode}-{repeat + 1}.txt")
-            with progress.status(f"run {repeat + 1}/{repeats}: {mode}..."):
-                done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-            if not result_path.exists():
-                raise BenchmarkError(f"{mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-            result = json.loads(result_path.read_text())
-            results[mode].append(result)
-            rate, rss = result["rate"], result["rss_mb"]
-            progress.print(f"  {mode:<8} run {repeat + 1}: {rate:>9,.0f} events/s  ({rss:.0f} MiB)")
+    topics = {shape: f"bench-events-{shape}-{run_id}" for shape in plan.shapes}
+    for shape, topic in topics.items():
+        with progress.status(f"preloading {n:,} {shape} events into {topic}..."):
+            _preload(settings, topic, n, shape)
+    results: Shaped = {(mode, shape): [] for mode in plan.modes for shape in plan.shapes}
+    for repeat, shape, mode in itertools.product(range(repeats), plan.shapes, plan.modes):
+        topic = topics[shape]
+        tag = f"{mode}-{shape}-{repeat}-{run_id}"
+        run_settings = settings.for_run("bench", tag, events_topic=topic)  # the shape's shared preload
+        ensure_topics(run_settings, [run_settings.predictions_topic, run_settings.dlq_topic])
+        result_path = work / f"{tag}.json"
+        config_path = _write_config(work / f"{tag}-config.json", run_settings, n, result_path)
+        command = [sys.executable, "-m", RUNNER, mode, str(config_path)]
+        if plan.profile is not None:
+            command = _profiled(command, plan.profile / f"{mode}-{shape}-{repeat + 1}.txt")
+        with progress.status(f"run {repeat + 1}/{repeats}: {mode} on {shape} events..."):
+            done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if not result_path.exists():
+            raise BenchmarkError(f"{mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        result = json.loads(result_path.read_text())
+        results[(mode, shape)].append(result)
+        rate, rss = result["rate"], result["rss_mb"]
+        progress.print(f"  {mode:<8} {shape:<9} run {repeat + 1}: {rate:>9,.0f} events/s  ({rss:.0f} MiB)")
     return results
 
 
@@ -310,6 +329,37 @@ def render_report(
         "(the scorer could not keep up with that rate). The raw ceiling and the Faust floor write "
         "no predictions (n/a).",
     ]
+    return "\n".join(lines)
+
+
+def render_shapes(results: Shaped, plan: StreamPlan) -> str:
+    """The shapes table: events/s (median) of each variant on each shape, and the ratios."""
+    median = {key: statistics.median(r["rate"] for r in runs) for key, runs in results.items() if runs}
+    labels = {mode: label.split(":")[0].split(" (")[0] for mode, label in MODES}
+    lines = [
+        f"### Event shapes ({plan.events:,} events per run, median of {plan.repeats}; runs interleaved)",
+        "",
+        "| shape | " + " | ".join(f"{labels[mode]} events/s" for mode in plan.modes) + " | runs |",
+        "|---|" + "---:|" * len(plan.modes) + "---|",
+    ]
+    for shape in plan.shapes:
+        cells = [f"{median[(mode, shape)]:,.0f}" for mode in plan.modes]
+        runs = "; ".join(
+            f"{mode} " + ", ".join(f"{r['rate']:,.0f}" for r in results[(mode, shape)]) for mode in plan.modes
+        )
+        lines.append(f"| {shape}: {SHAPES[shape][0]} | " + " | ".join(cells) + f" | {runs} |")
+    base = plan.shapes[0]
+    for mode in (m for m in ("native", "scorer", "quix") if m in plan.modes):
+        for shape in plan.shapes[1:]:
+            parts = [
+                f"{labels[mode]} {shape} / {base}: **{median[(mode, shape)] / median[(mode, base)]:.2f}**"
+            ]
+            if "raw" in plan.modes:
+                parts.append(
+                    f"/ raw ceiling on {shape}: {median[(mode, shape)] / median[('raw', shape)]:.2f}"
+                )
+                parts.append(f"/ raw ceiling on {base}: {median[(mode, shape)] / median[('raw', base)]:.2f}")
+            lines.append("- " + " ".join(parts))
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 
 def command(
@@ -27,8 +27,13 @@ def command(
     from api.auth import KeyConfigError
     from api.server import serve
 
-    settings = ctx.obj.with_overrides(
-        api_host=host, api_port=port, api_workers=workers, model_store=store, api_access_log=access_log
+    settings = overridden(
+        ctx.obj,
+        api_host=host,
+        api_port=port,
+        api_workers=workers,
+        model_store=store,
+        api_access_log=access_log,
     )
     console.print(
         f"churn API on http://{settings.api_host}:{settings.api_port} "

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 
 def command(
@@ -34,7 +34,7 @@ def command(
     from benchmarks import api_bench
     from benchmarks.progress import BenchmarkError
 
-    settings = ctx.obj.with_overrides(model_store=store, api_access_log=access_log)
+    settings = overridden(ctx.obj, model_store=store, api_access_log=access_log)
     plan = api_bench.ApiPlan(
         seconds=seconds,
         concurrency=concurrency,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 
 def command(
@@ -26,13 +26,13 @@ def command(
     from benchmarks.chaos import run_chaos
     from devstack.broker import EmbeddedBroker
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(ctx.obj, model_store=store)
     workdir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         if bootstrap is None:
             broker = stack.enter_context(EmbeddedBroker(log_path=workdir / "broker.log"))
             bootstrap = broker.bootstrap
-        settings = settings.with_overrides(kafka_bootstrap_servers=bootstrap)
+        settings = overridden(settings, kafka_bootstrap_servers=bootstrap)
         console.print(
             f"chaos: {events} events at {rate:g}/s, {kills} SIGKILLs, {workers} worker(s) on {bootstrap}"
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 #: Every variant, in report order (kept here so that `--help` needs no benchmark code).
 ALL_VARIANTS = "raw,floor,scorer,quix,native"
@@ -36,6 +36,13 @@ def command(
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
     variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
+    shapes: str = typer.Option(
+        "canonical",
+        "--shapes",
+        help="Event shapes of the throughput runs, comma-separated or `all`: canonical, telco, "
+        "strings, idless, mix (telco CSV rows as text, no ids, a third unkeyed). The first is the "
+        "main table's; with more, a table per shape and the ratios to the first follow.",
+    ),
     profile: Path | None = typer.Option(
         None,
         "--profile",
@@ -47,10 +54,11 @@ def command(
     # The benchmark loads Kafka clients, the producer and the model registry: imported when it
     # runs, not for `churn --help`.
     from benchmarks import stream_bench
+    from benchmarks.event_shapes import shapes_of
     from benchmarks.progress import BenchmarkError
     from benchmarks.quix_peer import MISSING, quix_available
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(ctx.obj, model_store=store)
     try:
         modes = stream_bench.modes_of(variants)
         if "quix" in modes and not quix_available():
@@ -64,9 +72,10 @@ def command(
             latency_seconds=seconds,
             latency_repeats=latency_repeats,
             profile=profile,
+            shapes=tuple(shapes_of(shapes)),
         )
         report = stream_bench.run(settings, plan, console)
-    except BenchmarkError as exc:
+    except (BenchmarkError, ValueError) as exc:
         fail(str(exc))
     console.print(report)
     if docs is not None:

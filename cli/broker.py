@@ -10,7 +10,7 @@ from cli.console import console, fail, stop_on_signals
 
 
 def command(
-    port: int = typer.Option(9092, "--port", "-p", help="Port to listen on (127.0.0.1)."),
+    port: int = typer.Option(9092, "--port", "-p", min=1, max=65535, help="Port to listen on (127.0.0.1)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
 ) -> None:
     """Run the embedded broker until Ctrl-C / SIGTERM. Data lives in memory only."""

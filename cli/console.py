@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import unicodedata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -55,3 +56,35 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     return stop
+
+
+def settings_problem(exc: ValueError) -> str:
+    """A pydantic ``ValidationError`` of the settings as one line per variable, for people."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:  # pydantic-settings could not even parse a variable (e.g. JSON)
+        unparsed = re.search(r'field "(\w+)"', str(exc))
+        if unparsed:
+            return f"invalid settings: CHURN_{unparsed.group(1).upper()}: not valid JSON of the right shape"
+        return str(exc)
+    # Only on an error: the settings model is not needed for `churn --help`.
+    from config.settings import Settings, secret_fields
+
+    secrets = set(secret_fields(Settings))
+    lines = []
+    for error in errors(include_url=False):
+        loc = [str(part) for part in error.get("loc", ())]
+        name = f"CHURN_{loc[0].upper()}" if loc else "settings"
+        reason = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        shown = error.get("input")
+        hidden = not loc or isinstance(shown, dict) or loc[0] in secrets  # never echo a secret
+        got = "" if hidden else f" (got {shown!r})"
+        lines.append(f"{name}: {reason}{got}")
+    return "invalid settings: " + "; ".join(lines)
+
+
+def overridden(settings: Any, **values: Any) -> Any:
+    """``settings.with_overrides(**values)``; a value the setting refuses ends the command with why."""
+    try:
+        return settings.with_overrides(**values)
+    except ValueError as exc:  # pydantic's ValidationError (pydantic loads only once a command runs)
+        fail(settings_problem(exc))

@@ -13,7 +13,8 @@ from collections import Counter, deque
 import typer
 from rich.live import Live
 
-from cli.console import console, printable, stop_on_signals
+from cli.console import console, overridden, printable, stop_on_signals
+from cli.kafka_flags import KAFKA_OPTION, with_kafka_options
 
 
 def command(
@@ -25,6 +26,7 @@ def command(
     timeout: float | None = typer.Option(None, "--timeout", help="Exit after this many seconds."),
     bootstrap: str | None = typer.Option(None, "--bootstrap", "-b", help="Kafka bootstrap servers."),
     topic: str | None = typer.Option(None, "--topic", help="Override the topic to read."),
+    kafka_option: list[str] = KAFKA_OPTION,
 ) -> None:
     """Print a live table of records as they arrive; Ctrl-C stops."""
     # The Kafka client and the wire models load when the command runs, not for `churn --help`.
@@ -33,15 +35,12 @@ def command(
     from cli.views import ConsumedRow, render, row_from
     from kafka_io.client_config import confluent_consumer
 
-    settings = ctx.obj.with_overrides(kafka_bootstrap_servers=bootstrap)
+    settings = overridden(ctx.obj, kafka_bootstrap_servers=bootstrap)
+    settings = with_kafka_options(settings, kafka_option, ("consumer",))
     name = topic or (settings.dlq_topic if dlq else settings.predictions_topic)
-    consumer = Consumer(
-        confluent_consumer(
-            settings,
-            f"churn-consume-{uuid.uuid4().hex[:8]}",
-            **{"auto.offset.reset": "earliest" if from_beginning else "latest"},
-        )
-    )
+    start = {"auto.offset.reset": "earliest" if from_beginning else "latest"}  # the flag wins
+    settings = overridden(settings, kafka_consumer_options={**settings.kafka_consumer_options, **start})
+    consumer = Consumer(confluent_consumer(settings, f"churn-consume-{uuid.uuid4().hex[:8]}"))
     consumer.subscribe([name])
     recent: deque[ConsumedRow] = deque(maxlen=rows)
     totals: Counter[str] = Counter()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.console import console, fail, printable
+from cli.console import console, fail, overridden, printable
+from cli.kafka_flags import KAFKA_OPTION, with_kafka_options
 
 app = typer.Typer(help="The dead-letter topic.", no_args_is_help=True)
 
@@ -47,6 +48,7 @@ def replay_command(
     events_topic: str | None = typer.Option(
         None, "--events-topic", help="Publish to this topic (CHURN_EVENTS_TOPIC)."
     ),
+    kafka_option: list[str] = KAFKA_OPTION,
 ) -> None:
     """Re-publish dead letters (original key; `replayed_from`, `replay_count` headers) to the events topic.
 
@@ -56,9 +58,10 @@ def replay_command(
     # The Kafka client loads when the command runs, not for `churn --help`.
     from producer.replay import SKIP_REASONS, Bound, Fix, replay
 
-    settings = ctx.obj.with_overrides(
-        kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic
+    settings = overridden(
+        ctx.obj, kafka_bootstrap_servers=bootstrap, dlq_topic=dlq_topic, events_topic=events_topic
     )
+    settings = with_kafka_options(settings, kafka_option, ("consumer", "producer"))
     try:
         parsed = Fix.parse(fix, set_)
     except ValueError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata
+
 import typer
 
 from cli import (
@@ -9,6 +11,7 @@ from cli import (
     bench,
     broker,
     consume,
+    contract,
     dlq,
     models_cmd,
     predict,
@@ -19,6 +22,7 @@ from cli import (
     train,
     up,
 )
+from cli.console import console, fail, overridden, settings_problem
 
 app = typer.Typer(
     name="churn",
@@ -29,23 +33,36 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("churn-stream")
+        except metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        console.print(f"churn-stream {version}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
-    log_level: str = typer.Option(None, "--log-level", help="DEBUG, INFO, WARNING... (env CHURN_LOG_LEVEL)"),
+    log_level: str = typer.Option(
+        None, "--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (env CHURN_LOG_LEVEL)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Settings come from CHURN_* environment variables; flags override them."""
     # pydantic-settings loads once a command runs, not for `churn --help`.
-    from pydantic import ValidationError
-
-    from cli.console import fail
     from config.logs import setup_logging
-    from config.settings import SecretFileError, Settings
+    from config.settings import Settings
 
     try:
-        settings = Settings().with_overrides(log_level=log_level)
-    except (SecretFileError, ValidationError) as exc:
-        fail(f"configuration: {exc}")
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a CHURN_* variable it refuses
+        fail(settings_problem(exc))
+    settings = overridden(settings, log_level=log_level)
     setup_logging(settings.log_level)
     ctx.obj = settings
 
@@ -63,6 +80,7 @@ app.command("api")(api.command)
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(bench.app, name="bench")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(contract.app, name="contract")
 
 
 def run() -> None:

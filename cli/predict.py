@@ -1,4 +1,8 @@
-"""``churn predict``: offline batch scoring of a telco-format CSV with the current model."""
+"""``churn predict``: offline batch scoring of a telco-format CSV with the current model.
+
+Rows are read with the input contract (:mod:`models.offline`): a row is accepted or refused as
+the same values on the topic or in a ``/predict`` body would be.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 from models.store import ModelStore, RegistryError
 from schemas.features import FEATURES
 
@@ -39,10 +43,12 @@ def command(
 ) -> None:
     """Score every row; the output keeps the id column and adds churn_probability and churn."""
     # sklearn and pandas load when the command runs, not for `churn --help`.
-    from models.predictor import Predictor
-    from training.data import DataError, clean, read_csv
+    import pandas as pd
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    from models.offline import CsvInputError, read_events
+    from models.predictor import Predictor
+
+    settings = overridden(ctx.obj, model_store=store)
     if not input_path.is_file():
         fail(f"no such file: {input_path}")
     try:
@@ -57,13 +63,14 @@ def command(
         )
     started = time.perf_counter()
     try:
-        raw = read_csv(input_path)
-        frame = clean(raw, require_target=False)
-    except DataError as exc:
+        rows = read_events(input_path)
+    except CsvInputError as exc:
         fail(f"{input_path}: {exc}")
         return
-    id_column = "customerID" if "customerID" in _header(input_path) else "customer_id"
-    out = frame[["customer_id"]].rename(columns={"customer_id": id_column})
+    if not rows.events:
+        fail(f"{input_path}: no rows")
+    frame = rows.frame()
+    out = pd.DataFrame({rows.id_column: [event.customer_id for event in rows.events]})
     contributions: Contributions | None = None
     if explain:
         probability, contributions = predictor.explain_frame(frame)
@@ -114,8 +121,3 @@ def _with_reasons(
             columns[f"{prefix}_value"] = values[np.arange(len(frame)), picked]
             columns[f"{prefix}_contribution"] = shares[:, i]
     return pd.concat([out, pd.DataFrame(columns, index=out.index)], axis=1)
-
-
-def _header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig") as handle:
-        return [c.strip() for c in handle.readline().split(",")]

@@ -11,7 +11,8 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from cli.console import console, fail, stop_on_signals
+from cli.console import console, fail, overridden, stop_on_signals
+from cli.kafka_flags import KAFKA_OPTION, with_kafka_options
 
 
 def command(
@@ -46,6 +47,7 @@ def command(
     outcomes_topic: str | None = typer.Option(
         None, "--outcomes-topic", help="Topic of the outcomes (env CHURN_OUTCOMES_TOPIC)."
     ),
+    kafka_option: list[str] = KAFKA_OPTION,
 ) -> None:
     """Publish CustomerEvents keyed by customer_id (and outcomes); exits non-zero if any delivery failed."""
     # The Kafka client, pandas and the wire models load when the command runs, not for `churn --help`.
@@ -55,9 +57,10 @@ def command(
     from producer.publisher import PublishStats, publish
     from training.data import DataError
 
-    settings = ctx.obj.with_overrides(
-        kafka_bootstrap_servers=bootstrap, events_topic=topic, outcomes_topic=outcomes_topic
+    settings = overridden(
+        ctx.obj, kafka_bootstrap_servers=bootstrap, events_topic=topic, outcomes_topic=outcomes_topic
     )
+    settings = with_kafka_options(settings, kafka_option, ("producer",))
     if count is not None and count < 1:
         fail("--count must be at least 1")
     events_rate = None if unlimited else (rate or settings.producer_rate)

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
+from cli.kafka_flags import KAFKA_OPTION, with_kafka_options
+from config.choices import ScorerEngine
 from models.store import RegistryError
 
 #: The exit code of a scorer whose output can never be delivered (kafka_io.sink.PermanentDeliveryError).
@@ -35,17 +37,19 @@ def command(
     predictions_topic: str | None = typer.Option(None, "--predictions-topic"),
     dlq_topic: str | None = typer.Option(None, "--dlq-topic"),
     partitions: int | None = typer.Option(None, "--partitions", help="Partitions of topics it creates."),
-    engine: str | None = typer.Option(
+    engine: ScorerEngine | None = typer.Option(
         None,
         "--engine",
         help="faust (default) or native: a confluent-kafka loop, same batches, topics and metrics, "
         "several times the throughput (env CHURN_SCORER_ENGINE).",
     ),
+    kafka_option: list[str] = KAFKA_OPTION,
 ) -> None:
     """Score customer-events into churn-predictions; bad records go to the dead-letter topic."""
     # The scorer loads sklearn, the Kafka clients and (for that engine) Faust: imported when it
     # runs, not for `churn --help`.
     from kafka_io.broker_watch import BrokerWatch
+    from kafka_io.client_config import KafkaOptionError
     from kafka_io.sink import PermanentDeliveryError
     from kafka_io.topics import ensure_topics
     from models.live import LiveModel
@@ -55,7 +59,8 @@ def command(
     from scorer.readiness import BROKER
     from scorer.web import ScorerWebServer
 
-    settings = ctx.obj.with_overrides(
+    settings = overridden(
+        ctx.obj,
         kafka_bootstrap_servers=bootstrap,
         model_store=store,
         scorer_web_port=web_port,
@@ -68,6 +73,7 @@ def command(
         topic_partitions=partitions,
         scorer_engine=engine,
     )
+    settings = with_kafka_options(settings, kafka_option, ("consumer", "producer"))
     metrics = ScorerMetrics.create()
     try:
         live = LiveModel.load(ModelRegistry.from_settings(settings), events=metrics)
@@ -83,7 +89,10 @@ def command(
         ensure_topics(settings)
     except Exception as exc:
         fail(f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}")
-    scorer = build_engine(settings, live, metrics)
+    try:
+        scorer = build_engine(settings, live, metrics)
+    except KafkaOptionError as exc:
+        fail(str(exc))
     readiness = scorer.handler.readiness
     server = None
     if settings.scorer_web_port:

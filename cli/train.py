@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
 
 
 class SelectRule(StrEnum):
@@ -49,7 +49,7 @@ def command(
     from training.report import headline
     from training.run import TrainConfig, train
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(ctx.obj, model_store=store)
     config = TrainConfig(
         data=data,
         rows=rows,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -26,7 +27,18 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+from config.choices import (
+    Compression,
+    LogLevel,
+    RateLimitBy,
+    SaslMechanism,
+    ScorerEngine,
+    SecurityProtocol,
+)
+from config.kafka_options import CONSUMER_OWNED, PRODUCER_OWNED, OptionValue, refusals
+
+#: A legal Kafka topic name (the broker's own rule).
+_TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 ENV_PREFIX = "CHURN_"
 FILE_SUFFIX = "_FILE"
 
@@ -89,24 +101,32 @@ class SecretFiles(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """All settings of churn-stream; see ``docs/configuration.md`` for each one."""
 
-    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore")
+    # validate_assignment: a flag applied with ``with_overrides`` is checked like the variable.
+    model_config = SettingsConfigDict(env_prefix="CHURN_", extra="ignore", validate_assignment=True)
 
     # --- Kafka -----------------------------------------------------------------
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_mechanism: SaslMechanism | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
     # The embedded broker needs a short session timeout or group joins take ~20 s.
-    kafka_session_timeout_s: float = 6.0
-    kafka_heartbeat_interval_s: float = 1.0
+    kafka_session_timeout_s: float = Field(default=6.0, gt=0, le=3600)
+    kafka_heartbeat_interval_s: float = Field(default=1.0, gt=0, le=3600)
     # How long a fetch of the tools that read topics (churn consume, churn dlq replay, audits,
     # benchmark readers) may wait for data: librdkafka's own default. The scorers have their own
     # (scorer_*_fetch_wait_ms). See docs/streaming.md on the embedded broker's fetch limit.
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1, le=5000)
+    # librdkafka properties added to every consumer / producer the project builds (JSON objects);
+    # the ones the project owns are refused by name (config.kafka_options).
+    kafka_consumer_options: dict[str, OptionValue] = Field(default_factory=dict)
+    kafka_producer_options: dict[str, OptionValue] = Field(default_factory=dict)
+    # Every producer is idempotent (the embedded broker grants producer ids too).
+    kafka_enable_idempotence: bool = True
+    kafka_compression: Compression = "none"
 
     events_topic: str = "customer-events"
     predictions_topic: str = "churn-predictions"
@@ -134,17 +154,17 @@ class Settings(BaseSettings):
     shadow_scoring: bool = True
 
     # --- scorer ----------------------------------------------------------------
-    scorer_app_id: str = "churn-scorer"
-    scorer_max_batch: int = Field(default=500, ge=1)
-    scorer_max_wait_s: float = Field(default=0.05, gt=0)
-    scorer_web_host: str = "127.0.0.1"
-    scorer_web_port: int = 6066
-    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    scorer_app_id: str = Field(default="churn-scorer", min_length=1, max_length=249)
+    scorer_max_batch: int = Field(default=500, ge=1, le=100_000)
+    scorer_max_wait_s: float = Field(default=0.05, gt=0, le=60)
+    scorer_web_host: str = Field(default="127.0.0.1", min_length=1)
+    scorer_web_port: int = Field(default=6066, ge=0, le=65535)
+    max_event_bytes: int = Field(default=64 * 1024, ge=256, le=16 * 1024 * 1024)
     # Events whose event_time is further ahead of the scorer's clock go to the DLQ.
     max_event_time_skew_s: float = Field(default=300.0, ge=0)
     model_poll_interval_s: float = Field(default=5.0, gt=0)
     # Scoring engine of `churn score`: "faust" (default) or "native" (confluent-kafka loop).
-    scorer_engine: Literal["faust", "native"] = "faust"
+    scorer_engine: ScorerEngine = "faust"
     # Recent predictions in the churn_drift_psi window.
     drift_window: int = Field(default=5000, ge=100)
     # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).
@@ -172,9 +192,9 @@ class Settings(BaseSettings):
     delivery_failing_after_s: float = Field(default=30.0, gt=0)
 
     # --- online model quality (`churn quality`) -----------------------------------
-    quality_app_id: str = "churn-quality"
-    quality_web_host: str = "127.0.0.1"
-    quality_web_port: int = 6067
+    quality_app_id: str = Field(default="churn-quality", min_length=1, max_length=249)
+    quality_web_host: str = Field(default="127.0.0.1", min_length=1)
+    quality_web_port: int = Field(default=6067, ge=0, le=65535)
     # Faust table store: "memory://" rebuilds the tables from their changelog topics at start;
     # "rocksdb://" keeps them on disk under quality_data_dir (needs the rocksdict package).
     quality_store: Literal["memory://", "rocksdb://"] = "memory://"
@@ -206,9 +226,9 @@ class Settings(BaseSettings):
     lag_query_interval_s: float = Field(default=5.0, gt=0)
 
     # --- API -------------------------------------------------------------------
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_workers: int = Field(default=1, ge=1)
+    api_host: str = Field(default="127.0.0.1", min_length=1)
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=512)
     # One key with both scopes (predict and admin).
     api_key: SecretStr | None = None
     # A file of named keys with scopes, re-read when it changes (see docs/security.md).
@@ -223,7 +243,7 @@ class Settings(BaseSettings):
     # None (the default) disables the limiter. Counted per worker process; see docs/api.md.
     api_rate_limit: str | None = None
     # Who a limit applies to: the client address, or the API key's name (address when absent).
-    api_rate_limit_by: Literal["address", "key"] = "address"
+    api_rate_limit_by: RateLimitBy = "address"
     # Wrong API keys per client address and window before every request of it gets 429.
     api_auth_failure_limit: str | None = "10/minute"
     # A request still running after this many seconds is answered 504 (0 disables the timeout).
@@ -249,7 +269,54 @@ class Settings(BaseSettings):
     producer_linger_ms: float = Field(default=20.0, ge=0, le=1000)
 
     # --- logging ---------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",")]
+        for host in hosts:
+            name, sep, port = host.rpartition(":")
+            if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"not a host:port list like 'kafka1:9092,kafka2:9092': {host!r}")
+        return ",".join(hosts)
+
+    @field_validator(
+        "events_topic",
+        "predictions_topic",
+        "dlq_topic",
+        "outcomes_topic",
+        "outcomes_dlq_topic",
+        "shadow_predictions_topic",
+    )
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        if not _TOPIC.fullmatch(value) or value in (".", ".."):
+            raise ValueError("a topic name is 1-249 of the characters A-Z a-z 0-9 . _ -")
+        return value
+
+    @field_validator("kafka_consumer_options", "kafka_producer_options")
+    @classmethod
+    def _not_owned(cls, value: dict[str, OptionValue], info: ValidationInfo) -> dict[str, OptionValue]:
+        owned = CONSUMER_OWNED if info.field_name == "kafka_consumer_options" else PRODUCER_OWNED
+        refused = refusals(value, owned)
+        if refused:
+            raise ValueError("options the project owns: " + "; ".join(refused))
+        return value
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.kafka_heartbeat_interval_s >= self.kafka_session_timeout_s:
+            raise ValueError(
+                "CHURN_KAFKA_HEARTBEAT_INTERVAL_S must be below CHURN_KAFKA_SESSION_TIMEOUT_S "
+                f"({self.kafka_heartbeat_interval_s:g} >= {self.kafka_session_timeout_s:g})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -304,9 +371,17 @@ class Settings(BaseSettings):
         return self
 
     def with_overrides(self, **values: Any) -> Settings:
-        """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""
+        """A copy with the given fields replaced, each validated; ``None`` values are ignored (unset flags).
+
+        Raises ``pydantic.ValidationError`` for a value the variable would not take either.
+        """
         update = {k: v for k, v in values.items() if v is not None}
-        return self.model_copy(update=update) if update else self
+        if not update:
+            return self
+        copy = self.model_copy()
+        for name, value in update.items():
+            setattr(copy, name, value)  # validate_assignment checks it
+        return copy
 
     def for_run(self, prefix: str, tag: str, **values: Any) -> Settings:
         """A copy with topics and a consumer group of its own: ``{prefix}-events-{tag}``, ...

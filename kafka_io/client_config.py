@@ -5,18 +5,63 @@ readiness probe) and Faust (aiokafka underneath) spell the same settings
 differently; both are derived here so that security options are written once
 and every client gets the same ones.
 
+Pass-through: every confluent consumer gets ``CHURN_KAFKA_CONSUMER_OPTIONS`` and
+every producer ``CHURN_KAFKA_PRODUCER_OPTIONS`` (librdkafka property names; the
+ones the project owns are refused when the settings are read, see
+:mod:`config.kafka_options`), applied last. The Faust engine's consumer is
+aiokafka: :data:`FAUST_CONSUMER_OPTIONS` maps the librdkafka properties it has
+an equivalent for, and :func:`faust_consumer_settings` refuses the others by name.
+Producers are idempotent (``CHURN_KAFKA_ENABLE_IDEMPOTENCE``) and compress as
+``CHURN_KAFKA_COMPRESSION`` says.
+
 The SASL password only ever leaves its :class:`~pydantic.SecretStr` inside the
 dict handed to a client constructor; use :func:`redacted` before logging a config.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final, get_args
 
+from config.choices import SaslMechanism
+from config.kafka_options import OptionValue
 from config.settings import Settings
 
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS: Final = get_args(SaslMechanism)
 _SECRET_KEYS = frozenset({"sasl.password", "ssl.key.password"})
+
+
+class KafkaOptionError(ValueError):
+    """A pass-through option the chosen client cannot take (the message names it)."""
+
+
+def _seconds(value: OptionValue) -> float:
+    return float(value) / 1000
+
+
+def _reset(value: OptionValue) -> str:
+    text = str(value)
+    return {"smallest": "earliest", "beginning": "earliest", "largest": "latest", "end": "latest"}.get(
+        text, text
+    )
+
+
+def _flag(value: OptionValue) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "1")
+
+
+#: librdkafka consumer property -> (Faust setting, conversion): what the Faust engine can pass on.
+FAUST_CONSUMER_OPTIONS: Final[dict[str, tuple[str, Callable[[OptionValue], Any]]]] = {
+    "client.id": ("broker_client_id", str),
+    "auto.offset.reset": ("consumer_auto_offset_reset", _reset),
+    "max.partition.fetch.bytes": ("consumer_max_fetch_size", int),
+    "max.poll.interval.ms": ("broker_max_poll_interval", _seconds),
+    "request.timeout.ms": ("broker_request_timeout", _seconds),
+    "metadata.max.age.ms": ("consumer_metadata_max_age_ms", int),
+    "connections.max.idle.ms": ("consumer_connections_max_idle_ms", int),
+    "check.crcs": ("broker_check_crcs", _flag),
+    "group.instance.id": ("consumer_group_instance_id", str),
+}
 
 
 class KafkaSecurityError(ValueError):
@@ -74,14 +119,23 @@ def redacted(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def confluent_producer(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """An idempotence-free, fully acknowledged producer (the embedded broker has no transactions).
+    """A fully acknowledged producer, idempotent and compressing as the settings say.
 
     ``linger.ms`` is ``producer_linger_ms``; the scorer's delivery sink sets its own (it waits
-    for every batch it produces).
+    for every batch it produces). ``extra`` is the caller's (e.g. the sink's client id); the
+    user's pass-through options come last.
     """
     config = confluent_common(settings)
-    config.update({"acks": "all", "linger.ms": settings.producer_linger_ms, "enable.idempotence": False})
+    config.update(
+        {
+            "acks": "all",
+            "linger.ms": settings.producer_linger_ms,
+            "enable.idempotence": settings.kafka_enable_idempotence,
+            "compression.type": settings.kafka_compression,
+        }
+    )
     config.update(extra)
+    config.update(settings.kafka_producer_options)
     return config
 
 
@@ -98,7 +152,28 @@ def confluent_consumer(settings: Settings, group_id: str, **extra: Any) -> dict[
         }
     )
     config.update(extra)
+    config.update(settings.kafka_consumer_options)
     return config
+
+
+def faust_consumer_settings(settings: Settings) -> dict[str, Any]:
+    """The Faust app settings for the pass-through consumer options; refuses what aiokafka cannot take."""
+    options = settings.kafka_consumer_options
+    unsupported = sorted(name for name in options if name not in FAUST_CONSUMER_OPTIONS)
+    if unsupported:
+        raise KafkaOptionError(
+            f"the Faust engine (aiokafka) has no equivalent of {', '.join(unsupported)}; it takes "
+            f"{', '.join(FAUST_CONSUMER_OPTIONS)} (or use --engine native, which takes every "
+            "librdkafka property)"
+        )
+    converted = {}
+    for name, value in options.items():
+        setting, convert = FAUST_CONSUMER_OPTIONS[name]
+        try:
+            converted[setting] = convert(value)
+        except ValueError as exc:
+            raise KafkaOptionError(f"{name}={value!r}: {exc}") from None
+    return converted
 
 
 def faust_broker_url(settings: Settings) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.dead_letters import describe_validation
+from schemas.contract import rejection_of
 from schemas.outcomes import CustomerOutcome
 
 
@@ -116,8 +116,8 @@ def csv_outcomes(path: Path | str, observed_at: datetime | None = None) -> Itera
             try:
                 outcome = CustomerOutcome.model_validate(body)
             except ValidationError as exc:
-                _, message, _ = describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
-                problems.append(f"row {number}: {message}")
+                rejection = rejection_of(exc.errors(include_url=False))  # type: ignore[arg-type]
+                problems.append(f"row {number}: {rejection.message}")
                 continue
             stamp = outcome.observed_at.isoformat() if outcome.observed_at else when
             payloads.append(

@@ -1,7 +1,8 @@
 """The wire contract: event, prediction, outcome and dead-letter models, features and vocabularies."""
 
+from schemas.contract import Rejection, read_event, validate_event
 from schemas.dead_letters import DeadLetter
-from schemas.events import CustomerEvent, CustomerFeatures, PredictRequest
+from schemas.events import CustomerEvent
 from schemas.features import CATEGORIES, FEATURES, NUMERIC_RANGES, SCHEMA_VERSION
 from schemas.outcomes import CustomerOutcome
 from schemas.predictions import ChurnPrediction, prediction_payloads
@@ -13,9 +14,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "ChurnPrediction",
     "CustomerEvent",
-    "CustomerFeatures",
     "CustomerOutcome",
     "DeadLetter",
-    "PredictRequest",
+    "Rejection",
     "prediction_payloads",
+    "read_event",
+    "validate_event",
 ]

@@ -9,7 +9,6 @@ names are a contract: add new ones, do not rename.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -20,7 +19,6 @@ from schemas.features import FROM_TELCO
 
 # --- raw bytes and JSON --------------------------------------------------------------
 EMPTY_VALUE: Final = "empty_value"  # no value (tombstone), zero bytes or only whitespace
-MISSING_KEY: Final = "missing_key"  # no record key: events are keyed by customer_id (per-customer order)
 OVERSIZE: Final = "oversize"  # larger than max_event_bytes
 NOT_UTF8: Final = "not_utf8"  # bytes that are not UTF-8 text
 INVALID_JSON: Final = "invalid_json"  # UTF-8 text that is not one JSON document
@@ -36,6 +34,7 @@ NOT_FINITE: Final = "not_finite"  # NaN / Infinity, including Python's json.dump
 UNKNOWN_CATEGORY: Final = "unknown_category"  # a value outside a category's vocabulary
 EMPTY_STRING: Final = "empty_string"  # "" for customer_id / event_id
 TOO_LONG: Final = "too_long"  # an id longer than its limit
+INVALID_CHARACTERS: Final = "invalid_characters"  # control or bidi-formatting characters in an id
 INVALID_TIMESTAMP: Final = "invalid_timestamp"  # event_time that is not a date-time
 EVENT_FROM_FUTURE: Final = "event_from_future"  # event_time too far ahead of the scorer's clock
 UNSUPPORTED_SCHEMA_VERSION: Final = "unsupported_schema_version"  # newer wire format than we know
@@ -44,10 +43,15 @@ INVALID_VALUE: Final = "invalid_value"  # any other validation failure
 SCORING_FAILED: Final = "scoring_failed"  # the model failed on this valid record (raised, NaN, wrong shape)
 # --- the scorer itself -----------------------------------------------------------------
 INTERNAL_ERROR: Final = "internal_error"  # an unexpected exception while handling this record (a bug)
+# --- retired: never written any more, reserved so that no new type takes the name ------------
+#: Unkeyed records are scored (predictions are keyed by ``customer_id``); kept for readers of old
+#: dead letters, alert rules and replays that name it.
+MISSING_KEY: Final = "missing_key"
+RETIRED_TYPES: Final = (MISSING_KEY,)
 
+#: Every error type the scorer writes.
 ALL_TYPES: Final = (
     EMPTY_VALUE,
-    MISSING_KEY,
     OVERSIZE,
     NOT_UTF8,
     INVALID_JSON,
@@ -62,6 +66,7 @@ ALL_TYPES: Final = (
     UNKNOWN_CATEGORY,
     EMPTY_STRING,
     TOO_LONG,
+    INVALID_CHARACTERS,
     INVALID_TIMESTAMP,
     EVENT_FROM_FUTURE,
     UNSUPPORTED_SCHEMA_VERSION,
@@ -73,6 +78,7 @@ ALL_TYPES: Final = (
 #: pydantic error ``type`` codes -> our error types.
 _PYDANTIC_TYPES: Final[dict[str, str]] = {
     "missing": MISSING_FIELD,
+    "blank": MISSING_FIELD,  # blank text where a value is required
     "int_type": WRONG_TYPE,
     "int_parsing": WRONG_TYPE,
     "float_type": WRONG_TYPE,
@@ -94,6 +100,7 @@ _PYDANTIC_TYPES: Final[dict[str, str]] = {
     "enum": UNKNOWN_CATEGORY,
     "string_too_short": EMPTY_STRING,
     "string_too_long": TOO_LONG,
+    "invalid_characters": INVALID_CHARACTERS,
     "datetime_type": INVALID_TIMESTAMP,
     "datetime_parsing": INVALID_TIMESTAMP,
     "datetime_from_date_parsing": INVALID_TIMESTAMP,
@@ -107,15 +114,17 @@ _MAX_MESSAGE = 480
 _MAX_INPUT_REPR = 60
 
 
-def _field_name(loc: Sequence[Any]) -> str:
+def field_name(loc: Sequence[Any]) -> str:
+    """The snake_case field a pydantic error ``loc`` points at ("" for the record as a whole)."""
     if not loc:
-        return "<record>"
+        return ""
     first = str(loc[0])
     name = FROM_TELCO.get(first, first)
     return ".".join([name, *(str(p) for p in loc[1:])])
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """A value's repr, bounded for a header."""
     text = repr(value)
     return text if len(text) <= _MAX_INPUT_REPR else text[: _MAX_INPUT_REPR - 3] + "..."
 
@@ -131,30 +140,6 @@ def error_type_of(error: dict[str, Any]) -> str:
         if any(m in message for m in _WRONG_TYPE_MESSAGES):
             return WRONG_TYPE
     return INVALID_VALUE
-
-
-def describe_validation(errors: Sequence[dict[str, Any]]) -> tuple[str, str, str]:
-    """``(error_type, error_message, field)`` for a pydantic ``ValidationError.errors()`` list.
-
-    The type comes from the first error; the message lists every failing field
-    with its reason and (shortened) input, e.g.
-    ``tenure: Input should be less than or equal to 1200 (got 5000)``.
-    """
-    first = errors[0]
-    parts = []
-    for error in errors[:5]:
-        field = _field_name(error.get("loc", ()))
-        reason = _RE_VALUE_ERROR.sub("", str(error.get("msg", "invalid")))
-        if error.get("type") == "missing":
-            parts.append(f"{field}: required field is missing")
-        else:
-            parts.append(f"{field}: {reason} (got {_short(error.get('input'))})")
-    if len(errors) > 5:
-        parts.append(f"(+{len(errors) - 5} more)")
-    return error_type_of(dict(first)), clip("; ".join(parts)), _field_name(first.get("loc", ()))
-
-
-_RE_VALUE_ERROR = re.compile(r"^Value error, ")
 
 
 def clip(message: str, limit: int = _MAX_MESSAGE) -> str:
@@ -186,12 +171,15 @@ class DeadLetter(BaseModel):
     copied from a record that ``churn dlq replay`` re-published.
     """
 
-    error_type: str
-    error_message: str
+    error_type: str = Field(description="one of the error types in docs/contract.md")
+    error_message: str = Field(description="every failing field with its reason, at most 480 characters")
+    error_field: str = Field(
+        default="", description="the first failing field (snake_case); empty for the record as a whole"
+    )
     source_topic: str
     source_partition: int
     source_offset: int
-    failed_at: datetime = Field(default_factory=_utcnow)
+    failed_at: datetime = Field(default_factory=_utcnow, description="ISO 8601, UTC")
     exception_class: str | None = None
     truncated: bool = False
     original_size: int | None = None
@@ -207,6 +195,7 @@ class DeadLetter(BaseModel):
         headers = [
             ("error_type", _utf8(self.error_type)),
             ("error_message", _utf8(self.error_message)),
+            ("error_field", _utf8(self.error_field)),
             ("source_topic", _utf8(self.source_topic)),
             ("source_partition", str(self.source_partition).encode()),
             ("source_offset", str(self.source_offset).encode()),

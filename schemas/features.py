@@ -116,3 +116,10 @@ TELCO_ALIASES: Final[dict[str, str]] = {
 
 #: Reverse map, telco column -> snake_case.
 FROM_TELCO: Final[dict[str, str]] = {v: k for k, v in TELCO_ALIASES.items()}
+
+#: Every name a field is known by (snake_case, telco column, and the optional event fields), case-folded
+#: -> the snake_case name. Exports differ in case (``Tenure`` for ``tenure``): names are matched
+#: exactly first, then ignoring case.
+FOLDED_NAMES: Final[dict[str, str]] = {
+    name.casefold(): snake for snake, telco in TELCO_ALIASES.items() for name in (snake, telco)
+} | {name: name for name in ("event_id", "event_time", "schema_version")}

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from schemas.events import aware, customer_id_text, flag_value
+from schemas.events import Identifier, aware, flag_value
 from schemas.features import SCHEMA_VERSION
 
 
@@ -34,9 +34,7 @@ class CustomerOutcome(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
 
-    customer_id: str = Field(
-        min_length=1, max_length=128, validation_alias=AliasChoices("customer_id", "customerID")
-    )
+    customer_id: Identifier = Field(validation_alias=AliasChoices("customer_id", "customerID"))
     churned: Annotated[bool, BeforeValidator(_churned)] = Field(
         validation_alias=AliasChoices("churned", "Churn", "churn"),
         description="true if the customer churned; CSV forms Yes/No, 1/0, true/false are accepted",
@@ -45,11 +43,6 @@ class CustomerOutcome(BaseModel):
         default=None, description="when the outcome was observed; the record timestamp when absent"
     )
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
-
-    @field_validator("customer_id", mode="before")
-    @classmethod
-    def _id_is_text(cls, value: Any) -> Any:
-        return customer_id_text(value)
 
     @field_validator("observed_at")
     @classmethod

@@ -23,9 +23,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -35,14 +33,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import orjson
-from pydantic import ValidationError
 
 from kafka_io.records import OutRecord, RawRecord
 from schemas import dead_letters
+from schemas.contract import Rejection, derived_event_id, future_rejection, read_event
 from schemas.dead_letters import DeadLetter
-from schemas.events import CustomerEvent
-from schemas.features import SCHEMA_VERSION
-from schemas.nesting import MAX_NESTING_DEPTH, too_deep
 from schemas.predictions import prediction_payloads
 from scorer.fast_check import FastBatch, columns_of, read_batch
 
@@ -110,19 +105,6 @@ class BatchResult:
 
 Clock = Callable[[], float]
 
-# A key is a JSON string followed by a colon; counts keys at every level (and, rarely,
-# such patterns inside string values) — an upper bound used to skip the exact check.
-_KEY_PATTERN = re.compile(rb'"\s*:')
-_NON_FINITE_TOKENS = (b"NaN", b"Infinity", b"-Infinity")
-_LAST_KEY = re.compile(rb'"([^"\\]{1,64})"\s*:[^:]*$')
-
-
-class _RejectedError(Exception):
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
 
 def score_batch(
     records: Sequence[RawRecord],
@@ -134,8 +116,10 @@ def score_batch(
 
     The whole batch is decoded and validated in C by the fast path
     (:func:`scorer.fast_check.read_batch`); only the rows it cannot vouch for
-    are decoded with orjson and validated with the pydantic model, which also
-    words the error of a record it refuses.
+    go through the input contract (:func:`schemas.contract.read_event`), which
+    also words the error of a record it refuses. An event without ``event_time``
+    takes its record's timestamp; one without ``event_id`` takes the id of its
+    place on the topic (:func:`schemas.contract.derived_event_id`).
     """
     started = time.perf_counter()
     now = clock()
@@ -147,33 +131,35 @@ def score_batch(
     events, times = fast.events, fast.event_times
     for row in fast.slow:
         try:
-            event = _model_validate(_decode(records[row], limits.max_event_bytes))
-        except _RejectedError as exc:
-            refused.append(_Refusal(row, exc.error_type, exc.message))
-            continue
+            event = read_event(records[row].value, limits.max_event_bytes)
         except RESOURCE_ERRORS:
             raise
         except Exception as exc:  # a case nobody foresaw: this record alone is dead-lettered
             refused.append(_internal_error(row, records[row], exc))
             continue
+        if isinstance(event, Rejection):
+            refused.append(_Refusal(row, event.error_type, event.message, field=event.field))
+            continue
         events[row] = event
         times[row] = event.event_time
     valid: Sequence[int] = [row for row, event in enumerate(events) if event is not None]
 
+    borrowed = _fill_record_times(times, valid, records, now)
     timestamps = _timestamps(valid, times, records, refused)
     valid = [row for row in valid if row in timestamps] if len(timestamps) < len(valid) else valid
     latest_allowed = now + limits.max_future_skew_s
     if timestamps and max(timestamps.values()) > latest_allowed:
-        skew = limits.max_future_skew_s
-        for row in valid:
-            if timestamps[row] > latest_allowed:
-                when = times[row].isoformat()  # type: ignore[union-attr]
-                message = f"event_time: {when} is more than {skew:g} s ahead of the scorer clock"
-                refused.append(_Refusal(row, dead_letters.EVENT_FROM_FUTURE, message))
-        valid = [row for row in valid if timestamps[row] <= latest_allowed]
+        # Only an event's own time is refused: a record timestamp ahead of the clock is the
+        # producer's clock, not the event's claim.
+        ahead = {row for row in valid if timestamps[row] > latest_allowed and row not in borrowed}
+        for row in sorted(ahead):
+            rejection = future_rejection(times[row], limits.max_future_skew_s)  # type: ignore[arg-type]
+            refused.append(_Refusal(row, rejection.error_type, rejection.message, field=rejection.field))
+        valid = [row for row in valid if row not in ahead]
 
     if valid:
         columns = columns_of([events[row] for row in valid])
+        _fill_event_ids(columns["event_id"], [records[row] for row in valid])
         valid_times: list[datetime] = [times[row] for row in valid]  # type: ignore[misc]
         seconds = [timestamps[row] for row in valid]
         _score(result, refused, valid, columns, valid_times, seconds, records, predictor, now)
@@ -191,6 +177,7 @@ class _Refusal:
     error_type: str
     message: str
     exception_class: str | None = None
+    field: str = ""
 
 
 class _Throttle:
@@ -275,6 +262,30 @@ def _read_fast(records: Sequence[RawRecord], max_bytes: int) -> FastBatch:
     return FastBatch(events=events, event_times=times)
 
 
+def _fill_record_times(
+    times: list[datetime | None], rows: Sequence[int], records: Sequence[RawRecord], now: float
+) -> set[int]:
+    """Give each of ``rows`` without an event time its record's timestamp; the rows that took one."""
+    borrowed: set[int] = set()
+    for row in rows:
+        if times[row] is None:
+            stamp = records[row].timestamp
+            # no timestamp (or librdkafka's -1 for "not available"): the time the scorer read it
+            times[row] = datetime.fromtimestamp(stamp if stamp is not None and stamp > 0 else now, UTC)
+            borrowed.add(row)
+    return borrowed
+
+
+def _fill_event_ids(ids: list[Any], records: Sequence[RawRecord]) -> None:
+    """Give each event without an id the id of its place on the topic (the same on a re-read)."""
+    if None not in ids:
+        return
+    for k, event_id in enumerate(ids):
+        if event_id is None:
+            record = records[k]
+            ids[k] = derived_event_id(record.topic, record.partition, record.offset)
+
+
 def _timestamps(
     valid: Sequence[int],
     times: Sequence[datetime | None],
@@ -313,119 +324,15 @@ def _timestamps_one_by_one(
 
 
 def _fast_candidates(records: Sequence[RawRecord], max_bytes: int) -> list[bytes]:
-    """Each record's value for the fast path; b"" (never canonical) for one it must not take.
+    """Each record's value for the fast path; b"" (never an event) for one it must not take.
 
-    A record with no key or an oversize value is refused even when its value is
-    a valid event, so it goes to the slow path, which says why.
+    A tombstone or an oversize value is refused even when its value is a valid
+    event, so it goes to the slow path, which says why.
     """
     values = [record.value for record in records]
-    keys = [record.key for record in records]
-    if None not in values and None not in keys and max(map(len, values), default=0) <= max_bytes:  # type: ignore[arg-type]
+    if None not in values and max(map(len, values), default=0) <= max_bytes:  # type: ignore[arg-type]
         return values  # type: ignore[return-value]
-    return [
-        value if value is not None and record.key is not None and len(value) <= max_bytes else b""
-        for value, record in zip(values, records, strict=True)
-    ]
-
-
-def _decode(record: RawRecord, max_bytes: int) -> dict[str, Any]:
-    """The record's value as a JSON object, or the reason it is not one."""
-    value = record.value
-    if not value or value.isspace():
-        raise _RejectedError(dead_letters.EMPTY_VALUE, "record value is empty")
-    if record.key is None:
-        # Producers key events by customer_id so that one customer's events stay in order on
-        # one partition; an unkeyed event may overtake or trail that customer's others.
-        raise _RejectedError(dead_letters.MISSING_KEY, "record has no key; key events by customer_id")
-    if len(value) > max_bytes:
-        raise _RejectedError(
-            dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
-        )
-    if too_deep(value):
-        # Before any parser sees it: the repeated-key check below parses with the recursive
-        # standard json module, which a thousand levels of nesting would overflow.
-        raise _RejectedError(
-            dead_letters.TOO_DEEP, f"JSON nests deeper than {MAX_NESTING_DEPTH} levels of arrays and objects"
-        )
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise _json_error(value, exc) from None
-    if not isinstance(obj, dict):
-        kind = "array" if isinstance(obj, list) else type(obj).__name__
-        raise _RejectedError(dead_letters.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
-    duplicate = _duplicate_key(value, obj)
-    if duplicate is not None:
-        raise _RejectedError(dead_letters.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
-    return obj
-
-
-def _model_validate(obj: dict[str, Any]) -> CustomerEvent:
-    """The slow path: the pydantic model decides (lenient forms) and words the error."""
-    try:
-        event = CustomerEvent.model_validate(obj)
-    except ValidationError as exc:
-        error_type, message, _ = dead_letters.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
-        raise _RejectedError(error_type, message) from None
-    if event.schema_version > SCHEMA_VERSION:
-        raise _RejectedError(
-            dead_letters.UNSUPPORTED_SCHEMA_VERSION,
-            f"schema_version: {event.schema_version} is newer than this scorer's {SCHEMA_VERSION}",
-        )
-    return event
-
-
-def _json_error(value: bytes, exc: orjson.JSONDecodeError) -> _RejectedError:
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as bad:
-        where = _key_before(value, bad.start)
-        message = f"{where}value is not UTF-8: invalid byte at position {bad.start}"
-        return _RejectedError(dead_letters.NOT_UTF8, message)
-    position = exc.pos
-    at = len(text[:position].encode())  # orjson reports characters; the regex works on bytes
-    if "infinity" in exc.msg or any(value.startswith(t, at) for t in _NON_FINITE_TOKENS):
-        where = _key_before(value, at + 1)
-        return _RejectedError(dead_letters.NOT_FINITE, f"{where}NaN or Infinity is not a finite number")
-    message = dead_letters.clip(f"not valid JSON: {exc.msg} (character {position})")
-    return _RejectedError(dead_letters.INVALID_JSON, message)
-
-
-def _key_before(value: bytes, position: int) -> str:
-    """``"name: "`` for the JSON key just before ``position``, to say where a byte-level error is."""
-    match = _LAST_KEY.search(value, max(0, position - 256), position)
-    return f"{match.group(1).decode('utf-8', 'replace')}: " if match else ""
-
-
-def _duplicate_key(value: bytes, obj: dict[str, Any]) -> str | None:
-    """The first repeated top-level key, or None; cheap unless the bytes look suspicious.
-
-    orjson keeps the last of duplicate keys silently. Every key in the text is
-    followed by a colon, so if the text has exactly as many colons as the
-    object has keys (plus those inside the event_time string), nothing repeats.
-    """
-    expected = len(obj)
-    event_time = obj.get("event_time")
-    if isinstance(event_time, str):
-        expected += event_time.count(":")
-    if value.count(b":") == expected:
-        return None
-    if len(_KEY_PATTERN.findall(value)) == len(obj):
-        return None
-    # object_pairs_hook runs for every object, innermost first: the last call is the top level.
-    top_level_repeats: list[str] = []
-
-    def hook(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        top_level_repeats.clear()
-        for key, _ in items:
-            if key in seen:
-                top_level_repeats.append(key)
-            seen.add(key)
-        return dict(items)
-
-    json.loads(value, object_pairs_hook=hook)
-    return top_level_repeats[0] if top_level_repeats else None
+    return [value if value is not None and len(value) <= max_bytes else b"" for value in values]
 
 
 def _dead_letter(
@@ -436,6 +343,7 @@ def _dead_letter(
     letter = DeadLetter(
         error_type=refusal.error_type,
         error_message=dead_letters.clip(refusal.message),
+        error_field=refusal.field,
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,

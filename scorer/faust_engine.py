@@ -46,7 +46,7 @@ from faust.types import TP as FaustTP  # noqa: N811 (ours is the plain tuple kaf
 from mode.supervisors import CrashingSupervisor
 
 from config.settings import Settings
-from kafka_io.client_config import faust_broker_url, faust_credentials
+from kafka_io.client_config import faust_broker_url, faust_consumer_settings, faust_credentials
 from kafka_io.lag import LagReporter, faust_marks
 from kafka_io.records import RawRecord
 from kafka_io.sink import PermanentDeliveryError
@@ -69,7 +69,10 @@ def to_raw(events: Sequence[Any]) -> list[RawRecord]:
 
 
 def faust_consumer_options(settings: Settings) -> dict[str, Any]:
-    """The Faust options of the scorer's consumer side; the framework-floor benchmark uses them too."""
+    """The Faust options of the scorer's consumer side; the framework-floor benchmark uses them too.
+
+    The pass-through consumer options Faust can take come last (``KafkaOptionError`` for the rest).
+    """
     datadir = Path(tempfile.gettempdir()) / "churn-faust"  # Faust wants one; no tables live there
     datadir.mkdir(parents=True, exist_ok=True)
     return {
@@ -83,6 +86,7 @@ def faust_consumer_options(settings: Settings) -> dict[str, Any]:
         "web_enabled": False,  # the scorer's own web server (scorer.web) serves /metrics and /health
         "stream_buffer_maxsize": max(4 * settings.scorer_max_batch, 4096),
         "broker_max_poll_records": max(settings.scorer_max_batch, 500),
+        **faust_consumer_settings(settings),
     }
 
 

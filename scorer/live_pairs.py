@@ -23,13 +23,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
-from pydantic import ValidationError
 
 from config.settings import Settings
 from kafka_io.records import RawRecord
 from kafka_io.topics import MissingTopicError, iter_topic
-from schemas.events import CustomerEvent
+from schemas.contract import Rejection, read_event
 from schemas.features import FEATURES
 from scorer.quality_records import (
     CHALLENGER,
@@ -153,21 +151,25 @@ def read_last_seen(
 ) -> tuple[list[SeenEvent], list[SeenOutcome], Counter[str]]:
     """Every valid event and outcome of the events and outcomes topics, from their start.
 
-    Events are validated by the event contract (:class:`schemas.events.CustomerEvent`); an
-    event or outcome that fails is skipped and counted (``<topic>:skipped``) with the records read.
+    Events are read by the input contract (:func:`schemas.contract.read_event`, as the scorer
+    reads them); an event or outcome it refuses is skipped and counted (``<topic>:skipped``).
     """
     counts: Counter[str] = Counter()
     events: list[SeenEvent] = []
     topic = settings.events_topic
     for record in _records(settings, topic, idle_s, timeout_s):
         counts[topic] += 1
-        try:
-            event = CustomerEvent.model_validate(orjson.loads(record.value or b""))
-        except (orjson.JSONDecodeError, ValidationError, TypeError):
+        event = read_event(record.value, settings.max_event_bytes)
+        if isinstance(event, Rejection):
+            counts[f"{topic}:skipped"] += 1
+            continue
+        # An event without event_time happened when it was written: the record's timestamp.
+        when = event.event_time.timestamp() if event.event_time is not None else record.timestamp
+        if when is None:
             counts[f"{topic}:skipped"] += 1
             continue
         features = {name: getattr(event, name) for name in FEATURES}
-        events.append(SeenEvent(event.customer_id, event.event_time.timestamp(), features))
+        events.append(SeenEvent(event.customer_id, when, features))
     outcomes: list[SeenOutcome] = []
     topic, now = settings.outcomes_topic, time.time()
     for record in _records(settings, topic, idle_s, timeout_s):

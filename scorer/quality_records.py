@@ -13,18 +13,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import orjson
 from pydantic import ValidationError
 
 from kafka_io.records import RawRecord
 from schemas import dead_letters
+from schemas.contract import Rejection, parse_object, rejection_of
 from schemas.features import SCHEMA_VERSION
-from schemas.nesting import MAX_NESTING_DEPTH, too_deep
 from schemas.outcomes import CustomerOutcome
 from schemas.predictions import ChurnPrediction
-from scorer.batch import _duplicate_key, _json_error, _RejectedError
 
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
@@ -68,11 +66,11 @@ def read_prediction(record: RawRecord, default_role: str, max_bytes: int) -> Pre
 
     A prediction without ``event_time`` is placed at the record's timestamp, else at ``scored_at``.
     """
+    obj = parse_object(record.value, max_bytes)
+    if isinstance(obj, Rejection):
+        return Refused(obj.error_type, obj.message)
     try:
-        obj = _json_object(record, max_bytes)
         prediction = ChurnPrediction.model_validate(obj)
-    except _RejectedError as exc:
-        return Refused(exc.error_type, exc.message)
     except ValidationError as exc:
         return _invalid(exc)
     scored_at = prediction.scored_at.timestamp()
@@ -94,11 +92,11 @@ def read_prediction(record: RawRecord, default_role: str, max_bytes: int) -> Pre
 def read_outcome(record: RawRecord, max_bytes: int, now: float, max_skew_s: float) -> OutcomeSeen | Refused:
     """An outcome record; ``observed_at`` defaults to the record's timestamp and may not lie more than
     ``max_skew_s`` ahead of ``now``."""
+    obj = parse_object(record.value, max_bytes)
+    if isinstance(obj, Rejection):
+        return Refused(obj.error_type, obj.message)
     try:
-        obj = _json_object(record, max_bytes)
         outcome = CustomerOutcome.model_validate(obj)
-    except _RejectedError as exc:
-        return Refused(exc.error_type, exc.message)
     except ValidationError as exc:
         return _invalid(exc)
     if outcome.schema_version > SCHEMA_VERSION:
@@ -118,34 +116,9 @@ def read_outcome(record: RawRecord, max_bytes: int, now: float, max_skew_s: floa
     return OutcomeSeen(outcome.customer_id, outcome.churned, observed_at)
 
 
-def _json_object(record: RawRecord, max_bytes: int) -> dict[str, Any]:
-    value = record.value
-    if not value or value.isspace():
-        raise _RejectedError(dead_letters.EMPTY_VALUE, "record value is empty")
-    if len(value) > max_bytes:
-        raise _RejectedError(
-            dead_letters.OVERSIZE, f"record value is {len(value)} bytes; the limit is {max_bytes}"
-        )
-    if too_deep(value):
-        raise _RejectedError(
-            dead_letters.TOO_DEEP, f"JSON nests deeper than {MAX_NESTING_DEPTH} levels of arrays and objects"
-        )
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise _json_error(value, exc) from None
-    if not isinstance(obj, dict):
-        kind = "array" if isinstance(obj, list) else type(obj).__name__
-        raise _RejectedError(dead_letters.NOT_AN_OBJECT, f"record is a JSON {kind}, not an object")
-    duplicate = _duplicate_key(value, obj)
-    if duplicate is not None:
-        raise _RejectedError(dead_letters.DUPLICATE_KEYS, f"{duplicate}: key appears more than once")
-    return obj
-
-
 def _invalid(exc: ValidationError) -> Refused:
-    error_type, message, _ = dead_letters.describe_validation(exc.errors(include_url=False))  # type: ignore[arg-type]
-    return Refused(error_type, message)
+    rejection = rejection_of(exc.errors(include_url=False))  # type: ignore[arg-type]
+    return Refused(rejection.error_type, rejection.message)
 
 
 def _time_of(value: datetime | None, record: RawRecord, fallback: float) -> float:

@@ -6,7 +6,7 @@ brand-new customers, ``Churn`` as ``Yes``/``No``, stray whitespace. Columns may
 use either the telco names or the snake_case wire names.
 
 Validation is vectorised (one pass per column) and follows the same rules as
-:class:`schemas.CustomerFeatures`; every problem names the row and the column.
+:class:`schemas.CustomerEvent`; every problem names the row and the column.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pandas as pd
 from schemas.features import (
     CATEGORIES,
     FEATURES,
+    FOLDED_NAMES,
     FROM_TELCO,
     ID_COLUMN,
     NUMERIC_RANGES,
@@ -70,7 +71,8 @@ def read_csv(path: Path | str) -> pd.DataFrame:
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     raw.columns = [str(c).strip() for c in raw.columns]
-    return raw.rename(columns=lambda c: FROM_TELCO.get(c, c))
+    # the telco names, or the field names in another case (some exports write ``Tenure``)
+    return raw.rename(columns=lambda c: FROM_TELCO.get(c) or FOLDED_NAMES.get(c.casefold(), c))
 
 
 def clean(raw: pd.DataFrame, *, require_target: bool) -> pd.DataFrame:

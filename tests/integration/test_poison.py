@@ -23,7 +23,7 @@ ISSUE_KINDS = {
     "truncated JSON": "truncated_json",
     "not UTF-8": "latin1",
     "empty value": "zero_bytes",
-    "null key": "null_key",
+    "control characters in an id": "escape_in_customer_id",
     "JSON array instead of object": "json_array",
     "missing required fields": "missing_tenure",
     "wrong types": "charges_as_text",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,7 @@ def test_each_bad_record_gets_its_specific_error_type(predictor: Any, bad: Any) 
 def test_catalogue_covers_every_input_error_type() -> None:
     covered = {b.error_type for b in bad_records()}
     assert covered == set(dead_letters.ALL_TYPES) - {dead_letters.SCORING_FAILED, dead_letters.INTERNAL_ERROR}
+    assert not set(dead_letters.RETIRED_TYPES) & set(dead_letters.ALL_TYPES)
 
 
 @pytest.mark.parametrize("odd", odd_but_valid(), ids=lambda b: b.name)
@@ -151,3 +152,73 @@ def test_a_failing_model_dead_letters_the_valid_records_of_the_batch() -> None:
 def test_empty_batch() -> None:
     result = score_batch([], _BrokenPredictor(), LIMITS)
     assert result.consumed == 0
+
+
+def test_an_event_without_id_or_time_gets_its_coordinates_and_the_record_timestamp(predictor: Any) -> None:
+    event = synthetic_events(1, seed=6)[0]
+    del event["event_id"], event["event_time"]
+    stamp = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC).timestamp()
+    records = [RawRecord(orjson.dumps(event), None, "customer-events", 2, 41, stamp)]
+    result = score_batch(records, predictor, LIMITS)
+    assert not result.dead_letters
+    (prediction,) = result.predictions
+    got = ChurnPrediction.model_validate_json(prediction.value or b"")
+    assert got.event_id == "customer-events:2:41"
+    assert dict(prediction.headers)["event_id"] == b"customer-events:2:41"
+    assert got.event_time == datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    assert result.event_times == [stamp]
+    assert prediction.key == event["customer_id"].encode()  # unkeyed in, keyed by customer out
+    # read again (a crash before the commit): the same id, so consumers deduplicate it
+    again = score_batch(records, predictor, LIMITS)
+    assert ChurnPrediction.model_validate_json(again.predictions[0].value or b"").event_id == got.event_id
+
+
+def test_a_record_without_a_timestamp_takes_the_scorers_clock(predictor: Any) -> None:
+    event = synthetic_events(1, seed=6)[0]
+    del event["event_time"]
+    for stamp in (None, -0.001):  # no timestamp, and librdkafka's "not available"
+        records = [RawRecord(orjson.dumps(event), b"k", "customer-events", 0, 1, stamp)]
+        result = score_batch(records, predictor, LIMITS, clock=lambda: 1_800_000_000.0)
+        assert result.event_times == [1_800_000_000.0]
+
+
+def test_a_record_timestamp_ahead_of_the_clock_is_not_refused(predictor: Any) -> None:
+    """The future rule is for event_time fields; a producer's clock skew must not drop its events."""
+    event = synthetic_events(1, seed=6)[0]
+    del event["event_time"]
+    ahead = 1_800_000_000.0 + 86_400
+    records = [RawRecord(orjson.dumps(event), b"k", "customer-events", 0, 1, ahead)]
+    result = score_batch(records, predictor, LIMITS, clock=lambda: 1_800_000_000.0)
+    assert len(result.predictions) == 1
+
+
+def test_unkeyed_and_keyed_csv_rows_are_all_scored(predictor: Any) -> None:
+    from schemas.features import TELCO_ALIASES
+
+    rows = []
+    for event in synthetic_events(30, seed=8):
+        row = {TELCO_ALIASES.get(k, k): "" if v is None else str(v) for k, v in event.items()}
+        del row["event_id"], row["event_time"]
+        rows.append(orjson.dumps(row))
+    keys = [None if i % 3 == 0 else b"k%d" % i for i in range(len(rows))]
+    result = score_batch(_raw(rows, keys), predictor, LIMITS)
+    assert not result.dead_letters
+    assert len(result.predictions) == 30
+    ids = [ChurnPrediction.model_validate_json(p.value or b"").event_id for p in result.predictions]
+    assert ids == [f"customer-events:{i % 3}:{100 + i}" for i in range(30)]
+
+
+def test_a_byte_order_mark_before_the_json_is_ignored(predictor: Any) -> None:
+    value = orjson.dumps(synthetic_events(1, seed=6)[0])
+    result = score_batch(_raw([value, b"\xef\xbb\xbf" + value]), predictor, LIMITS)
+    assert not result.dead_letters
+    first, second = (orjson.loads(p.value or b"") for p in result.predictions)
+    assert first["churn_probability"] == pytest.approx(second["churn_probability"], abs=1e-12)
+
+
+def test_a_dead_letter_names_the_field(predictor: Any) -> None:
+    event = synthetic_events(1)[0] | {"customer_id": "a\u202eb"}
+    result = score_batch(_raw([orjson.dumps(event)]), predictor, LIMITS)
+    meta = DeadLetter.from_headers(result.dead_letters[0].headers)
+    assert (meta.error_type, meta.error_field) == ("invalid_characters", "customer_id")
+    assert "U+202E" in meta.error_message

@@ -85,14 +85,14 @@ def test_an_unexpected_exception_dead_letters_only_its_record_and_is_logged_once
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fresh_throttle: list[float]
 ) -> None:
     events = _events(6)
-    real = batch._model_validate
+    real = batch.read_event
 
-    def explode_on_marker(obj: dict[str, Any]) -> Any:
-        if obj.get("marker"):
+    def explode_on_marker(value: bytes, max_bytes: int) -> Any:
+        if b'"marker":true' in value:
             raise KeyError("boom")
-        return real(obj)
+        return real(value, max_bytes)
 
-    monkeypatch.setattr(batch, "_model_validate", explode_on_marker)
+    monkeypatch.setattr(batch, "read_event", explode_on_marker)
     values = [
         orjson.dumps(e | {"marker": i in (1, 4)}) for i, e in enumerate(events)
     ]  # extra field: slow path
@@ -120,19 +120,19 @@ def test_an_unexpected_exception_dead_letters_only_its_record_and_is_logged_once
 def test_an_exception_message_that_is_not_utf8_still_makes_a_dead_letter(
     monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float]
 ) -> None:
-    def quotes_a_lone_surrogate(obj: dict[str, Any]) -> Any:
+    def quotes_a_lone_surrogate(value: bytes, max_bytes: int) -> Any:
         raise ValueError("bad input \ud800 here")
 
-    monkeypatch.setattr(batch, "_model_validate", quotes_a_lone_surrogate)
+    monkeypatch.setattr(batch, "read_event", quotes_a_lone_surrogate)
     result = score_batch(_records([b'{"odd": 1}']), FakeModel(), LIMITS)
     assert dict(result.dead_letters[0].headers)["error_message"] == b"ValueError: bad input ? here"
 
 
 def test_a_resource_error_while_decoding_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def out_of_memory(obj: dict[str, Any]) -> Any:
+    def out_of_memory(value: bytes, max_bytes: int) -> Any:
         raise MemoryError
 
-    monkeypatch.setattr(batch, "_model_validate", out_of_memory)
+    monkeypatch.setattr(batch, "read_event", out_of_memory)
     with pytest.raises(MemoryError):
         score_batch(_records([b'{"odd": 1}']), FakeModel(), LIMITS)
 

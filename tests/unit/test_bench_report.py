@@ -70,3 +70,27 @@ def test_the_format_report_replaces_its_own_section_only(tmp_path: Any) -> None:
     assert text.count("## Model format") == 1 and "kept" in text
     assert "| blend | 22 / 27 | 0.7 / 4.6 | NO | 1.01 | 0.98 |" in text
     assert "spline_logistic |" not in text
+
+
+def test_the_shapes_table_has_every_shape_and_the_ratios_to_the_first() -> None:
+    from benchmarks.event_shapes import SHAPES, records, shapes_of
+    from benchmarks.stream_bench import StreamPlan, render_shapes
+
+    plan = StreamPlan(["raw", "native"], 1000, 2, [], 1.0, 1, shapes=tuple(shapes_of("all")))
+    results = {
+        (mode, shape): [{"rate": base * (0.9 if shape == "mix" else 1.0)}, {"rate": base}]
+        for mode, base in (("raw", 100_000.0), ("native", 80_000.0))
+        for shape in plan.shapes
+    }
+    text = render_shapes(results, plan)  # type: ignore[arg-type]
+    assert [line.split("|")[1].split(":")[0].strip() for line in text.splitlines() if line.startswith("| ")][
+        1:
+    ] == list(SHAPES)
+    assert "native scorer mix / canonical: **0.95**" in text  # medians 76,000 / 80,000 of two runs
+    assert "raw ceiling on mix: 0.80" in text
+    # the mix shape is what a CSV export gives: telco names, text, no ids, a third unkeyed
+    mix = records("mix", 6)
+    assert [key is None for key, _ in mix] == [True, False, False, True, False, False]
+    assert b'"customerID"' in mix[1][1] and b"event_id" not in mix[1][1] and b'"tenure":"' in mix[1][1]
+    with pytest.raises(ValueError, match="unknown shapes"):
+        shapes_of("canonical,tsv")

@@ -289,3 +289,55 @@ def test_an_unreadable_secret_file_is_a_clear_error(tmp_path: Path, monkeypatch:
     assert result.exit_code == 1
     assert "CHURN_API_KEY_FILE: cannot read" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_predict_reads_a_raw_telco_export_as_the_stream_does(trained: TrainOutcome, tmp_path: Path) -> None:
+    """A BOM before the header, padded header names, ' ' TotalCharges, the Churn label: all read."""
+    frame = generate(30, seed=79)
+    frame.loc[:2, "total_charges"] = np.nan
+    plain = tmp_path / "plain.csv"
+    to_telco_csv(frame, plain)
+    text = plain.read_text().replace(",,", ", ,")  # the public file writes a blank TotalCharges as " "
+    header, body = text.split("\n", 1)
+    raw = tmp_path / "raw.csv"
+    raw.write_bytes(b"\xef\xbb\xbf" + ", ".join(header.split(",")).encode() + b"\n" + body.encode())
+    store = str(trained.path.parent)
+    outputs = []
+    for source in (plain, raw):
+        out = tmp_path / f"{source.stem}-out.csv"
+        result = runner.invoke(app, ["predict", "-i", str(source), "-o", str(out), "--store", store])
+        assert result.exit_code == 0, result.output
+        outputs.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(*outputs)
+    assert list(outputs[0].columns) == ["customerID", "churn_probability", "churn"]
+
+
+def test_predict_names_the_row_column_and_type_of_each_refused_value(
+    trained: TrainOutcome, tmp_path: Path
+) -> None:
+    frame = generate(10, seed=3).astype({"tenure": object, "monthly_charges": object})
+    frame.loc[2, "tenure"] = "1,000"
+    frame.loc[4, "monthly_charges"] = "NaN"
+    frame.loc[5, "customer_id"] = "id\u202eevil"
+    to_telco_csv(frame, tmp_path / "bad.csv")
+    out = tmp_path / "out.csv"
+    store = str(trained.path.parent)
+    result = runner.invoke(
+        app, ["predict", "-i", str(tmp_path / "bad.csv"), "-o", str(out), "--store", store]
+    )
+    assert result.exit_code == 1
+    assert "row 3, column 'tenure'" in result.output and "(wrong_type)" in result.output
+    assert "row 5, column 'MonthlyCharges'" in result.output and "(not_finite)" in result.output
+    assert "row 6, column 'customerID'" in result.output and "(invalid_characters)" in result.output
+    assert not out.exists()
+
+
+def test_predict_refuses_a_file_without_the_feature_columns(trained: TrainOutcome, tmp_path: Path) -> None:
+    source = tmp_path / "partial.csv"
+    generate(5, seed=3).drop(columns=["contract", "tenure"]).to_csv(source, index=False)
+    store = str(trained.path.parent)
+    result = runner.invoke(
+        app, ["predict", "-i", str(source), "-o", str(tmp_path / "o.csv"), "--store", store]
+    )
+    assert result.exit_code == 1
+    assert "missing columns: tenure, Contract" in result.output

@@ -15,7 +15,7 @@ from models.live import LiveModel
 from models.predictor import Predictor
 from models.probes import probe_records
 from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry, RegistryError
-from schemas.events import CustomerFeatures
+from schemas.events import CustomerEvent
 from schemas.features import CATEGORIES
 from tests.support.api_support import Store, records, store_copy, tamper
 
@@ -186,7 +186,7 @@ def test_probe_records_are_valid_customers_covering_every_level() -> None:
     probes = probe_records()
     assert probes == probe_records()  # the same probes on every load
     for record in probes:
-        CustomerFeatures.model_validate(record)
+        CustomerEvent.model_validate(record)
     for name, levels in CATEGORIES.items():
         assert {record[name] for record in probes} == set(levels), name
     assert any(record["total_charges"] is None for record in probes)

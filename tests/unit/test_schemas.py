@@ -16,7 +16,6 @@ from schemas import (
     ChurnPrediction,
     CustomerEvent,
     DeadLetter,
-    PredictRequest,
     prediction_payloads,
 )
 from schemas.features import TELCO_ALIASES
@@ -111,7 +110,13 @@ def test_extra_fields_are_ignored_and_schema_version_carried() -> None:
         ("tenure", -1, "greater_than_equal"),
         ("tenure", 100_000, "less_than_equal"),
         ("tenure", 12.5, "int_from_float"),
-        ("tenure", "twelve", "int_parsing"),
+        ("tenure", "twelve", "float_parsing"),
+        ("tenure", "1,000", "float_parsing"),
+        ("tenure", " ", "blank"),
+        ("tenure", "NaN", "finite_number"),
+        ("customer_id", "a\x1bb", "invalid_characters"),
+        ("customer_id", "a\u202eb", "invalid_characters"),
+        ("event_id", "a\x00b", "invalid_characters"),
         ("tenure", True, "value_error"),
         ("monthly_charges", -0.01, "greater_than_equal"),
         ("monthly_charges", 1e12, "less_than_equal"),
@@ -134,7 +139,7 @@ def test_rejections_name_the_field(field: str, value: Any, error_type: str) -> N
     assert error["msg"]
 
 
-@pytest.mark.parametrize("field", [*FEATURES[:-1], "customer_id", "event_id", "event_time"])
+@pytest.mark.parametrize("field", [*FEATURES[:-1], "customer_id"])
 def test_every_required_field_is_required(field: str) -> None:
     payload = event()
     del payload[field]
@@ -155,13 +160,12 @@ def test_naive_event_time_is_taken_as_utc() -> None:
     assert parsed.event_time.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
 
 
-def test_predict_request_fills_event_id_and_time() -> None:
+def test_event_id_and_time_are_optional_and_left_to_the_reader() -> None:
     payload = event()
     del payload["event_id"], payload["event_time"]
-    first = PredictRequest.model_validate(payload)
-    second = PredictRequest.model_validate(payload)
-    assert first.event_id and first.event_id != second.event_id
-    assert first.event_time.tzinfo is not None
+    parsed = CustomerEvent.model_validate(payload)
+    assert (parsed.event_id, parsed.event_time) == (None, None)
+    assert CustomerEvent.model_validate(event(event_id=None)).event_id is None
 
 
 def test_prediction_rejects_probability_out_of_range() -> None:
@@ -191,6 +195,7 @@ def test_dead_letter_headers_round_trip() -> None:
     assert [name for name, _ in headers] == [
         "error_type",
         "error_message",
+        "error_field",
         "source_topic",
         "source_partition",
         "source_offset",
@@ -250,3 +255,18 @@ def test_prediction_payloads_validate_as_churn_predictions() -> None:
 def test_prediction_payloads_refuse_columns_of_different_lengths() -> None:
     with pytest.raises(ValueError, match="zip"):
         prediction_payloads(["e-1"], ["c-1", "c-2"], [None], [0.5], 0.5, "v1", datetime.now(UTC))
+
+
+def test_names_in_another_case_are_read_when_the_exact_name_is_absent() -> None:
+    from schemas.contract import Rejection, validate_event
+
+    snake = event()
+    cased = {("Tenure" if k == "tenure" else "MONTHLYCHARGES" if k == "monthly_charges" else k): v
+             for k, v in snake.items()}  # fmt: skip
+    assert validate_event(cased) == validate_event(snake)
+    both = snake | {"Tenure": 99}  # the exact name wins; the other is an unknown field
+    assert validate_event(both).tenure == snake["tenure"]  # type: ignore[union-attr]
+    twice = {k: v for k, v in cased.items() if k != "Tenure"} | {"Tenure": 1, "TENURE": 2}
+    rejection = validate_event(twice)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.error_type, rejection.field) == ("duplicate_keys", "tenure")
