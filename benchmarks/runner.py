@@ -201,6 +201,9 @@ RUNNERS: dict[str, Callable[[dict[str, Any], _Meter], None]] = {
     "scorer": run_scorer,
     "quix": run_quix,
     "native": run_native,
+    # The shadow variants' settings carry the store with CHALLENGER set and shadow_scoring on.
+    "scorer-shadow": run_scorer,
+    "native-shadow": run_native,
     "quix-serve": serve_quix,
 }
 
