@@ -193,3 +193,66 @@ def test_compare_shows_a_worse_challenger_worse_on_live_outcomes(
     assert c["roc_auc_a"] > 0.7 and c["roc_auc_b"] < 0.6
     assert c["ci_high"] < 0 and c["n"] == len(rows)
     assert not summary["gate"]["promote"]
+
+
+def test_retrain_promotes_a_better_model_and_the_running_scorer_switches_to_it(
+    kafka_bootstrap: str,
+    kafka: KafkaTools,
+    topics: dict[str, str],
+    worse_store: tuple[Path, str],
+    tmp_path: Path,
+) -> None:
+    """The champion learnt from shuffled labels; `churn retrain` on live events and outcomes beats it.
+
+    One engine: both follow a promotion the same way (test_a_challenger_set_and_cleared... and
+    test_scorer_model_reload show each engine following the registry's pointers)."""
+    store = tmp_path / "store"
+    shutil.copytree(worse_store[0], store)
+    registry = ModelRegistry(store)
+    registry.promote(worse_store[1], reason="a weak champion for the test")
+    topics["outcomes"] = kafka.unique("outcomes")
+    kafka.create_topics([topics["outcomes"]], partitions=4)
+    env = scorer_env(kafka_bootstrap, store, topics, kafka.unique("scorer"))
+    env["CHURN_MODEL_POLL_INTERVAL_S"] = "0.5"
+    env["CHURN_OUTCOMES_TOPIC"] = topics["outcomes"]
+    rows = [(stamp(r), y) for r, y in itertools.islice(synthetic_labelled_rows(seed=23), 2000)]
+    kafka.produce(topics["events"], [(r["customer_id"].encode(), orjson.dumps(r)) for r, _ in rows])
+    start = datetime.now(UTC) + timedelta(seconds=1)
+    kafka.produce(
+        topics["outcomes"],
+        [
+            (
+                r["customer_id"].encode(),
+                orjson.dumps(outcome_payload(r["customer_id"], y, start + timedelta(seconds=i / 20))),
+            )
+            for i, (r, y) in enumerate(rows)
+        ],
+    )
+    scorer = ScorerProcess(env, tmp_path / "scorer.log", engine="native")
+    try:
+        scorer.wait_metrics()
+        args = ["retrain", "--json", "--gate", "0.02", "--candidate", "spline_logistic", "--cv-folds", "2"]
+        result = CliRunner().invoke(app, [*args, "--bootstrap", "300", "--idle", "2"], env=env)
+        assert result.exit_code == 0, result.output
+        # The JSON line, among the training's log lines.
+        decision = json.loads(next(x for x in result.output.splitlines() if x.startswith('{"decision"')))
+        assert decision["decision"] == "promoted", decision["reason"]
+        evidence = decision["evidence"]
+        assert evidence["rows"] == {"labelled": 2000, "train": 1600, "window": 400}
+        assert evidence["comparison"]["ci_low"] > 0.02 or evidence["comparison"]["difference"] >= 0.02
+        new = decision["version"]
+        assert registry.current() == new
+        _wait_for(scorer, "the promoted version", lambda: scorer.metric("churn_model_info", version=new) == 1)
+        more = synthetic_events(100, seed=31)
+        kafka.produce(topics["events"], [(e["customer_id"].encode(), orjson.dumps(e)) for e in more])
+        scored = kafka.consume(topics["predictions"], len(rows) + len(more), timeout=60)
+        versions = {
+            p["event_id"]: p["model_version"] for p in map(lambda r: orjson.loads(r.value or b""), scored)
+        }
+        assert {versions[e["event_id"]] for e in more} == {new}
+        assert (
+            registry.decisions()[-2]["action"] == "promote"
+            and registry.decisions()[-2]["evidence"]["gate"]["passed"]
+        )
+    finally:
+        assert scorer.stop() == 0

@@ -72,7 +72,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for name, shuffle in (("weak", True), ("sound", False)):
         csv = root / f"{name}.csv"
-        _live_frame(1500, seed=3, shuffle=shuffle).drop(columns=["observed_at"]).to_csv(csv, index=False)
+        _live_frame(1000, seed=3, shuffle=shuffle).drop(columns=["observed_at"]).to_csv(csv, index=False)
         train(TrainConfig(data=csv, store=root / name, plots=False, calibrate=False, **FAST))  # type: ignore[arg-type]
         out[name] = root / name
     return out
@@ -81,15 +81,15 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_a_better_model_is_promoted_with_its_evidence(stores: dict[str, Path]) -> None:
     registry = ModelRegistry(stores["weak"])
     champion = registry.current()
-    config = RetrainConfig(min_gain=0.02, min_pairs=200, n_boot=300, **FAST)  # type: ignore[arg-type]
-    result = retrain(_live_frame(2500, seed=4), registry, config, source={"events_topic": "e"})
+    config = RetrainConfig(min_gain=0.02, min_pairs=200, n_boot=200, **FAST)  # type: ignore[arg-type]
+    result = retrain(_live_frame(1500, seed=4), registry, config, source={"events_topic": "e"})
     assert result.decision == "promoted", result.reason
     assert registry.current() == result.version != champion
     assert registry.challenger() is None  # promoted: no longer the challenger
     entries = registry.decisions()
     promote = next(d for d in entries if d["action"] == "promote" and d["version"] == result.version)
     evidence = promote["evidence"]
-    assert evidence["rows"] == {"labelled": 2500, "train": 2000, "window": 500}
+    assert evidence["rows"] == {"labelled": 1500, "train": 1200, "window": 300}
     assert evidence["comparison"]["ci_low"] > 0 and evidence["gate"]["passed"]
     assert evidence["champion"] == champion and evidence["source"] == {"events_topic": "e"}
     assert evidence["window"]["from"] > evidence["train_window"]["to"]
@@ -99,8 +99,8 @@ def test_a_better_model_is_promoted_with_its_evidence(stores: dict[str, Path]) -
 def test_a_worse_model_stays_challenger_and_the_refusal_is_recorded(stores: dict[str, Path]) -> None:
     registry = ModelRegistry(stores["sound"])
     champion = registry.current()
-    config = RetrainConfig(min_gain=0.0, min_pairs=200, n_boot=300, **FAST)  # type: ignore[arg-type]
-    live = _live_frame(2500, seed=5, shuffle=True, keep_last=500)  # the training rows' labels are noise
+    config = RetrainConfig(min_gain=0.0, min_pairs=200, n_boot=200, **FAST)  # type: ignore[arg-type]
+    live = _live_frame(1500, seed=5, shuffle=True, keep_last=300)  # the training rows' labels are noise
     result = retrain(live, registry, config, source={})
     assert result.decision == "kept_challenger"
     assert registry.current() == champion
