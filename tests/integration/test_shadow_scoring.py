@@ -256,3 +256,25 @@ def test_retrain_promotes_a_better_model_and_the_running_scorer_switches_to_it(
         )
     finally:
         assert scorer.stop() == 0
+
+
+def test_retrain_every_runs_on_schedule_and_records_each_decision(
+    kafka_bootstrap: str, model_store: Path, tmp_path: Path
+) -> None:
+    """Two scheduled runs on empty topics: each records why nothing was trained, and the loop ends."""
+    store = tmp_path / "store"
+    shutil.copytree(model_store, store)
+    (store / "decisions.jsonl").unlink(missing_ok=True)
+    env = {
+        "CHURN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CHURN_MODEL_STORE": str(store),
+        "CHURN_EVENTS_TOPIC": f"absent-events-{time.time_ns()}",
+        "CHURN_OUTCOMES_TOPIC": f"absent-outcomes-{time.time_ns()}",
+    }
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["retrain", "--every", "1s", "--runs", "2", "--idle", "0.5"], env=env)
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 1.0
+    decisions = ModelRegistry(store).decisions()
+    assert [d["action"] for d in decisions] == ["retrain_skipped", "retrain_skipped"]
+    assert decisions[0]["evidence"]["rows"]["labelled"] == 0

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 
+from cli.retrain import parse_duration
 from models.registry import ModelRegistry
 from producer.events import frame_rows
 from schemas.features import FEATURES, TARGET
@@ -117,3 +119,12 @@ def test_too_little_data_trains_nothing_and_says_so(stores: dict[str, Path]) -> 
     assert result.decision == "skipped" and "training rows" in result.reason
     assert registry.versions() == versions
     assert registry.decisions()[-1]["action"] == "retrain_skipped"
+
+
+def test_schedule_durations() -> None:
+    assert (
+        parse_duration("24h") == 86400 and parse_duration("30m") == 1800 and parse_duration("1.5d") == 129600
+    )
+    for bad in ("24", "h", "0.5s", "-1h", "1w"):
+        with pytest.raises(typer.BadParameter):
+            parse_duration(bad)
