@@ -40,7 +40,7 @@ def challenger_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory
     outcome = train(
         TrainConfig(
             store=path,
-            candidates=["spline_logistic"],
+            candidates=["logistic_regression"],
             plots=False,
             rows=1000,
             seed=9,
@@ -133,7 +133,7 @@ def worse_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         TrainConfig(
             data=root / "shuffled.csv",
             store=root / "store",
-            candidates=["spline_logistic"],
+            candidates=["logistic_regression"],
             plots=False,
             promote=False,
             calibrate=False,
@@ -231,7 +231,16 @@ def test_retrain_promotes_a_better_model_and_the_running_scorer_switches_to_it(
     scorer = ScorerProcess(env, tmp_path / "scorer.log", engine="native")
     try:
         scorer.wait_metrics()
-        args = ["retrain", "--json", "--gate", "0.02", "--candidate", "spline_logistic", "--cv-folds", "2"]
+        args = [
+            "retrain",
+            "--json",
+            "--gate",
+            "0.02",
+            "--candidate",
+            "logistic_regression",
+            "--cv-folds",
+            "2",
+        ]
         result = CliRunner().invoke(app, [*args, "--bootstrap", "300", "--idle", "2"], env=env)
         assert result.exit_code == 0, result.output
         # The JSON line, among the training's log lines.

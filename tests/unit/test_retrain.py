@@ -18,7 +18,7 @@ from training.retrain import RetrainConfig, SeenEvent, SeenOutcome, last_seen, r
 from training.run import TrainConfig, train
 from training.synthetic import generate
 
-FAST = {"candidates": ["spline_logistic"], "cv_folds": 2}
+FAST = {"candidates": ["logistic_regression"], "cv_folds": 2}
 
 
 def _features(tenure: int) -> dict[str, Any]:
