@@ -70,10 +70,12 @@ def create_app(
     metrics = ApiMetrics.create(
         metrics_registry, metrics_dir=metrics_dir, supervisor=os.getppid() if metrics_dir else None
     )
-    live = LiveModel(ModelRegistry.from_settings(settings), events=metrics)
+    registry = ModelRegistry.from_settings(settings)
+    live = LiveModel(registry, events=metrics)
     state = ServiceState(
         settings=settings,
         live=live,
+        challenger=LiveModel(registry, role="challenger") if settings.shadow_scoring else None,
         metrics=metrics,
         package_version=_package_version(),
         auth_required=keys is not None,

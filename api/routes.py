@@ -15,6 +15,11 @@ time of the request. ``/schemas/{name}.json`` serves the published JSON Schemas.
 without an exact decomposition answers ``reasons: null`` and ``reasons_unavailable``.
 A request without a query string reads none.
 
+When a challenger is set (``churn models promote VERSION --challenger``), both
+scoring routes also score the request with it, after the champion, for the
+``churn_shadow_*`` metrics only: the answer never contains the challenger's
+probability, and a challenger failure is counted, never answered.
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time, and the batch limit is a closure variable.
 """
@@ -140,6 +145,21 @@ def build_router(state: ServiceState) -> APIRouter:
             raise ApiError(503, "no_model", no_model, headers={"Retry-After": "5"})
         return predictor
 
+    def shadow(champion: Predictor, customers: Sequence[CustomerEvent]) -> None:
+        """Score ``customers`` with the challenger for its metrics; never raises."""
+        challenger = state.challenger.predictor if state.challenger is not None else None
+        if challenger is None or challenger.version == champion.version:
+            return
+        version = challenger.version
+        try:
+            probabilities = challenger.predict_batch(customers)
+        except Exception as exc:  # the challenger never changes what the client gets
+            metrics.shadow.failures.labels(model_version=version).inc(len(customers))
+            log.warning("challenger %s failed in shadow: %s: %s", version, type(exc).__name__, exc)
+            return
+        metrics.shadow.predictions.labels(model_version=version).inc(len(customers))
+        metrics.shadow.probability.observe_many(probabilities)
+
     @router.post(
         "/predict",
         response_model=ChurnPrediction,
@@ -160,9 +180,10 @@ def build_router(state: ServiceState) -> APIRouter:
         """
         explain = read_explain(request.scope["query_string"])
         customer = read_one(await request.body(), rules)
-        # this request keeps its model even if a reload swaps it
-        payload = predict_one(current(), customer, explain)
+        predictor = current()  # this request keeps its model even if a reload swaps it
+        payload = predict_one(predictor, customer, explain)
         metrics.probability.observe(payload["churn_probability"])
+        shadow(predictor, [customer])
         return _json(payload)
 
     @router.post(
@@ -187,6 +208,7 @@ def build_router(state: ServiceState) -> APIRouter:
         predictor = current()
         predictions = predict_batch(predictor, customers, explain)
         metrics.probability.observe_many([p["churn_probability"] for p in predictions])
+        shadow(predictor, customers)
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )

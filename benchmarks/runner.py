@@ -216,6 +216,9 @@ RUNNERS: dict[str, Callable[[dict[str, Any], _Meter], None]] = {
     "native-reasons": run_native_reasons,
     "scorer-reasons": run_scorer_reasons,
     "native-threads": run_native_threads,
+    # The shadow variants' settings carry the store with CHALLENGER set and shadow_scoring on.
+    "scorer-shadow": run_scorer,
+    "native-shadow": run_native,
     "quix-serve": serve_quix,
 }
 

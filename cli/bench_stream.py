@@ -35,7 +35,12 @@ def command(
     ),
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
-    variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
+    variants: str = typer.Option(
+        ALL_VARIANTS,
+        "--variants",
+        help="Which rows to measure, comma-separated; also scorer-shadow and native-shadow (an engine "
+        "scoring a challenger in shadow: the cost of shadow scoring, as a ratio to the engine alone).",
+    ),
     shapes: str = typer.Option(
         "canonical",
         "--shapes",

@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     # format); a pickle runs code when loaded.
     model_allow_pickle: bool = True
 
+    # Whether the scorers and the API score the challenger (the registry's CHALLENGER pointer)
+    # in shadow beside the champion; off, they ignore the pointer.
+    shadow_scoring: bool = True
+
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = Field(default="churn-scorer", min_length=1, max_length=249)
     scorer_max_batch: int = Field(default=500, ge=1, le=100_000)

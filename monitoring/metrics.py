@@ -80,6 +80,51 @@ def _model_fallback(registry: CollectorRegistry) -> Gauge:
     )
 
 
+@dataclass(frozen=True)
+class ShadowMetrics:
+    """The shadow challenger, as the scorer and the API report it (see docs/mlops.md)."""
+
+    predictions: Counter
+    failures: Counter
+    info: Gauge
+    probability: BatchHistogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ShadowMetrics:
+        return cls(
+            predictions=Counter(
+                "churn_shadow_predictions",
+                "Challenger predictions computed in shadow beside the champion (never for decisions).",
+                ["model_version"],
+                registry=registry,
+            ),
+            failures=Counter(
+                "churn_shadow_failures",
+                "Records the challenger failed to score in shadow; the champion's answer went out anyway.",
+                ["model_version"],
+                registry=registry,
+            ),
+            info=Gauge(
+                "churn_challenger_info",
+                "The challenger version scored in shadow (value 1); absent when none is set.",
+                ["version", "model"],
+                registry=registry,
+            ),
+            probability=BatchHistogram(
+                "churn_shadow_probability",
+                "Churn probabilities the challenger predicted in shadow.",
+                buckets=PROBABILITY_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+    def challenger_changed(self, version: str | None, model: str = "") -> None:
+        """The challenger now scoring (None: none)."""
+        self.info.clear()
+        if version is not None:
+            self.info.labels(version=version, model=model).set(1)
+
+
 class ModelMetrics:
     """The model in use, the refused reloads and the fallback, as every process serving a model reports them.
 
@@ -125,6 +170,7 @@ class ScorerMetrics(ModelMetrics):
     partition_stalled: Gauge
     stall_recoveries: Counter
     fetch_wait: Gauge
+    shadow: ShadowMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -230,6 +276,7 @@ class ScorerMetrics(ModelMetrics):
                 "How long the scorer's fetches may wait for data now (raised on stalls and ahead of them).",
                 registry=reg,
             ),
+            shadow=ShadowMetrics.create(reg),
         )
 
 
@@ -250,6 +297,7 @@ class ApiMetrics(ModelMetrics):
     model_reload_failures: Counter
     model_fallback: Gauge
     auth_failures: Counter
+    shadow: ShadowMetrics
 
     @classmethod
     def create(
@@ -288,6 +336,7 @@ class ApiMetrics(ModelMetrics):
                 ["reason"],
                 registry=reg,
             ),
+            shadow=ShadowMetrics.create(reg),
         )
 
 

@@ -127,6 +127,17 @@ class BatchResult:
     total_seconds: float = 0.0
     #: Reason codes were asked for and the model serves none: why (see :class:`ReasonCodes`).
     reasons_unavailable: str | None = None
+    #: The validated fields of each prediction's event, in the order of ``predictions``, and
+    #: when they were scored: what a shadow challenger scores (:func:`shadow_predictions`).
+    scored_columns: dict[str, list[Any]] = field(default_factory=dict)
+    scored_event_times: list[datetime] = field(default_factory=list)
+    scored_at: str = ""
+    #: The challenger's predictions of the same events, for the shadow topic (set by the handler).
+    shadow: list[OutRecord] = field(default_factory=list)
+    shadow_version: str = ""
+    shadow_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: Records the challenger failed to score (no shadow prediction for them; their champion one stands).
+    shadow_failed: int = 0
 
     @property
     def consumed(self) -> int:
@@ -576,6 +587,11 @@ def _score(
                 refused.append(_internal_error(row, records[row], exc))
         timestamps = [timestamps[k] for k in keep]
         probabilities = probabilities[keep]
+        columns = _take(columns, keep)
+        event_times = [event_times[k] for k in keep]
+    result.scored_columns = columns
+    result.scored_event_times = event_times
+    result.scored_at = scored_at
     result.predictions.extend(predictions)
     result.event_times = timestamps
     result.probabilities = probabilities
@@ -591,6 +607,7 @@ def _prediction_records(
     scored_at: str,
     reasons: RowReasons = None,
     reasons_unavailable: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
 ) -> list[OutRecord]:
     ids = columns["event_id"]
     customer_ids = columns["customer_id"]
@@ -606,6 +623,34 @@ def _prediction_records(
         reasons_unavailable=reasons_unavailable,
     )
     version_header = ("model_version", version.encode())
-    headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
+    headers = [[("event_id", event_id), version_header, *extra_headers] for event_id in map(str.encode, ids)]
     keys = map(str.encode, customer_ids)
     return list(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
+
+
+#: The header that marks a shadow prediction (the quality job reads it; see docs/mlops.md).
+ROLE_HEADER = ("role", b"challenger")
+
+
+def shadow_predictions(result: BatchResult, challenger: BatchPredictor) -> tuple[list[OutRecord], np.ndarray]:
+    """The challenger's predictions of the events ``result`` scored, and their probabilities.
+
+    Same payload as the champion's (the challenger's own ``model_version`` and threshold), a
+    ``role: challenger`` header. One model call for the whole batch; it raises when the
+    challenger fails (the caller keeps the champion's output and counts the failure).
+    """
+    n = len(result.predictions)
+    if n == 0:
+        return [], np.empty(0)
+    columns = result.scored_columns
+    probabilities, _ = _predict(challenger, columns, n, None)  # shadow predictions carry no reasons
+    records = _prediction_records(
+        columns,
+        result.scored_event_times,
+        probabilities,
+        challenger.threshold,
+        challenger.version,
+        result.scored_at,
+        extra_headers=(ROLE_HEADER,),
+    )
+    return records, probabilities
