@@ -124,8 +124,10 @@ class Settings(BaseSettings):
     # the ones the project owns are refused by name (config.kafka_options).
     kafka_consumer_options: dict[str, OptionValue] = Field(default_factory=dict)
     kafka_producer_options: dict[str, OptionValue] = Field(default_factory=dict)
-    # Every producer is idempotent (the embedded broker grants producer ids too).
-    kafka_enable_idempotence: bool = True
+    # Idempotent producers: off by default. Delivery is at-least-once and consumers deduplicate by
+    # event_id anyway; and a broker that forgets producer ids (the embedded one, after a restart)
+    # fences an idempotent producer for good, which stops the scorer (docs/streaming.md).
+    kafka_enable_idempotence: bool = False
     kafka_compression: Compression = "none"
 
     events_topic: str = "customer-events"

@@ -11,8 +11,8 @@ ones the project owns are refused when the settings are read, see
 :mod:`config.kafka_options`), applied last. The Faust engine's consumer is
 aiokafka: :data:`FAUST_CONSUMER_OPTIONS` maps the librdkafka properties it has
 an equivalent for, and :func:`faust_consumer_settings` refuses the others by name.
-Producers are idempotent (``CHURN_KAFKA_ENABLE_IDEMPOTENCE``) and compress as
-``CHURN_KAFKA_COMPRESSION`` says.
+Producers are idempotent when ``CHURN_KAFKA_ENABLE_IDEMPOTENCE`` says so and
+compress as ``CHURN_KAFKA_COMPRESSION`` says.
 
 The SASL password only ever leaves its :class:`~pydantic.SecretStr` inside the
 dict handed to a client constructor; use :func:`redacted` before logging a config.

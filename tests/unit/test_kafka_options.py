@@ -18,11 +18,12 @@ from kafka_io.client_config import (
 )
 
 
-def test_producers_are_idempotent_fully_acknowledged_and_compress_as_configured() -> None:
+def test_producers_are_fully_acknowledged_idempotent_when_asked_and_compress_as_configured() -> None:
     config = confluent_producer(Settings())
-    assert (config["acks"], config["enable.idempotence"], config["compression.type"]) == ("all", True, "none")
-    tuned = confluent_producer(Settings(kafka_enable_idempotence=False, kafka_compression="zstd"))
-    assert (tuned["enable.idempotence"], tuned["compression.type"]) == (False, "zstd")
+    defaults = (config["acks"], config["enable.idempotence"], config["compression.type"])
+    assert defaults == ("all", False, "none")
+    tuned = confluent_producer(Settings(kafka_enable_idempotence=True, kafka_compression="zstd"))
+    assert (tuned["enable.idempotence"], tuned["compression.type"]) == (True, "zstd")
 
 
 def test_pass_through_options_come_last_on_every_client() -> None:
