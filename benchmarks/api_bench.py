@@ -38,6 +38,7 @@ import pandas as pd
 from api.bodies import BodyRules, read_one
 from api.routes import predict_one
 from benchmarks import mlserver_peer
+from benchmarks.doc_sections import replace_section
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import BenchmarkError, Progress
 from config.settings import Settings
@@ -385,17 +386,7 @@ def us(value: float) -> str:
 
 def write_docs(path: Path, results: dict[str, Any]) -> None:
     """Replace this benchmark's section (between its markers) or append it; other sections stay."""
-    section = markdown(results)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(DOC_START), text.find(DOC_END)
-    if start != -1 and end != -1:
-        heading = text.rfind("## API", 0, start)
-        begin = heading if heading != -1 else start
-        text = text[:begin] + section + text[end + len(DOC_END) :].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    replace_section(path, DOC_START, DOC_END, markdown(results), heading="## API")
 
 
 def server_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from benchmarks.doc_sections import replace_section
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import Progress
 from models import artifact
@@ -208,13 +209,4 @@ def markdown(results: dict[str, Any]) -> str:
 
 def write_docs(path: Path, results: dict[str, Any]) -> None:
     """Replace this benchmark's section (between its markers) or append it; other sections stay."""
-    section = markdown(results)
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    start, end = text.find(DOC_START), text.find(DOC_END)
-    if start != -1 and end != -1:
-        heading = text.rfind("## Model format", 0, start)
-        begin = heading if heading != -1 else start
-        text = text[:begin] + section + text[end + len(DOC_END) :].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    replace_section(path, DOC_START, DOC_END, markdown(results), heading="## Model format")

@@ -32,6 +32,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.doc_sections import replace_section
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import BenchmarkError, Progress
 from config.settings import Settings
@@ -571,12 +572,4 @@ def write_docs(path: Path, report: str, plan: SoakPlan) -> None:
         "--write-docs docs/benchmarks.md`\n\n"
         f"{report}\n{_END}"
     )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if _BEGIN in text and _END in text:
-        head, rest = text.split(_BEGIN, 1)
-        tail = rest.split(_END, 1)[1]
-        text = head + body + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    replace_section(path, _BEGIN, _END, body)

@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.doc_sections import replace_section
 from benchmarks.event_shapes import SHAPES, records
 from benchmarks.machine import cpu_name, load_average, rss_mb
 from benchmarks.progress import BenchmarkError, Progress
@@ -453,12 +454,4 @@ def write_docs(path: Path, report: str) -> None:
         "(quixstreams from the `bench` extra: `pip install -e '.[bench]'`)\n\n"
         f"{report}\n{_END}"
     )
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if _BEGIN in text and _END in text:
-        head, rest = text.split(_BEGIN, 1)
-        tail = rest.split(_END, 1)[1]
-        text = head + body + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + body + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    replace_section(path, _BEGIN, _END, body)
