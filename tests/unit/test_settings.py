@@ -94,6 +94,8 @@ BAD: dict[str, str] = {
     "scoring_probe_interval_s": "0",
     "stall_after_s": "0",
     "stall_max_fetch_wait_ms": "0",
+    "api_allow_unauthenticated": "sometimes",
+    "shadow_scoring": "half",
 }
 #: Settings any value of their type is right for, and why.
 FREE: dict[str, str] = {
