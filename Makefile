@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= model-store
 
-.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets soak mutation
+.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets soak mlserver-venv mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ mutation: install
 # The long soak of docs/benchmarks.md: 10 minutes at 4,000 events/s beside each engine (~25 min).
 soak: model
 	$(BIN)/churn bench soak --minutes 10 --rate 4000 --engine both --store $(STORE) --write-docs docs/benchmarks.md
+
+# MLServer, the peer of `churn bench api`, in an environment of its own: it pins versions this
+# project does not use. uvloop < 0.22 (0.22+ crashes its workers with parallel_workers 1) and
+# pandas < 3 (its pandas codec trips on pandas 3 string columns).
+MLSERVER_PYTHON ?= python3.11
+mlserver-venv:
+	$(MLSERVER_PYTHON) -m venv .venv-mlserver
+	.venv-mlserver/bin/pip install --quiet mlserver==1.7.1 mlserver-sklearn==1.7.1 \
+		scikit-learn==1.9.1 "pandas<3" "uvloop<0.22"
 
 # The images' lock files (hashes of every distribution; Python 3.11, any platform).
 # Run after changing dependencies in pyproject.toml; tests/unit/test_packaging.py checks they agree.

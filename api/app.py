@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry
 from starlette.middleware.cors import CORSMiddleware
 
@@ -36,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Routes whose POST body must be JSON.
 JSON_ROUTES = ("/predict", "/predict/batch")
+#: Where /docs and /redoc load Swagger UI's and ReDoc's files from: this service, not a CDN, so the
+#: pages work without internet access (the files come pinned with the fastapi-offline package).
+DOCS_ASSETS = "/docs-assets"
 
 
 def _package_version() -> str:
@@ -49,20 +55,27 @@ def create_app(
     settings: Settings,
     *,
     metrics_registry: CollectorRegistry | None = None,
+    metrics_dir: Path | None = None,
     poll: bool = True,
 ) -> FastAPI:
     """Build the API for ``settings``; nothing is loaded until the server starts.
 
     ``poll=False`` turns off the background registry poll (``/admin/reload`` still works).
+    ``metrics_dir``: the ``PROMETHEUS_MULTIPROC_DIR`` of a server with several worker
+    processes; ``/metrics`` then serves the sum over all of them.
     Unusable key settings raise :class:`api.auth.KeyConfigError` (a short key, a bad keys
     file, a per-key rate limit without keys).
     """
     keys = KeyStore.from_settings(settings)
-    metrics = ApiMetrics.create(metrics_registry)
-    live = LiveModel(ModelRegistry.from_settings(settings), events=metrics)
+    metrics = ApiMetrics.create(
+        metrics_registry, metrics_dir=metrics_dir, supervisor=os.getppid() if metrics_dir else None
+    )
+    registry = ModelRegistry.from_settings(settings)
+    live = LiveModel(registry, events=metrics)
     state = ServiceState(
         settings=settings,
         live=live,
+        challenger=LiveModel(registry, role="challenger") if settings.shadow_scoring else None,
         metrics=metrics,
         package_version=_package_version(),
         auth_required=keys is not None,
@@ -84,11 +97,14 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="churn-stream API",
         version=state.package_version,
         description="Synchronous churn scoring with the model the stream scorer uses.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        # No validator badge: Swagger UI would send the schema to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.service = state
     install_error_handlers(app)
@@ -111,6 +127,7 @@ def create_app(
         if settings.api_auth_failure_limit and keys is not None
         else None,
         timeout_s=settings.api_request_timeout_s or None,
+        mounts=[DOCS_ASSETS],
     )
     if settings.api_cors_origins:
         # Added last, so it is outermost: preflight requests are answered before the key check.

@@ -50,8 +50,11 @@ class ServiceMiddleware:
         rate_limit: RateLimit | None = None,
         failure_throttle: FailureThrottle | None = None,
         timeout_s: float | None = None,
+        mounts: Iterable[str] = (),
     ) -> None:
         self.app = app
+        # Static file folders (the docs' assets): counted under their folder, not as unmatched.
+        self.mounts = tuple(f"{mount.rstrip('/')}/" for mount in mounts)
         self.metrics = metrics
         self.routes = frozenset(routes)
         self.json_paths = frozenset(json_paths)
@@ -67,13 +70,19 @@ class ServiceMiddleware:
             for reason in ("missing_key", "invalid_key", "insufficient_scope", "throttled")
         }
 
+    def _mounted(self, path: str) -> str:
+        for mount in self.mounts:
+            if path.startswith(mount):
+                return mount.rstrip("/")
+        return "unmatched"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         path: str = scope["path"]
-        route = path if path in self.routes else "unmatched"
+        route = path if path in self.routes else self._mounted(path)
         status = 500
         started_response = False
 

@@ -51,6 +51,9 @@ class ModelSummary(BaseModel):
     features: list[str]
     training_data: dict[str, Any]
     fast_path: bool
+    #: Whether ``?explain=true`` serves reason codes with this model, and if not, why.
+    reasons_available: bool
+    reasons_unavailable: str | None
     loaded_at: datetime | None
 
 

@@ -10,6 +10,16 @@ skipping a second pydantic validation of a response it built itself. An event
 without ``event_id`` gets a fresh uuid4 hex, one without ``event_time`` the
 time of the request. ``/schemas/{name}.json`` serves the published JSON Schemas.
 
+``?explain=true`` (:mod:`api.explain_query`) adds reason codes through
+``Predictor.explain_one`` / ``explain_batch`` (the same probabilities); a model
+without an exact decomposition answers ``reasons: null`` and ``reasons_unavailable``.
+A request without a query string reads none.
+
+When a challenger is set (``churn models promote VERSION --challenger``), both
+scoring routes also score the request with it, after the champion, for the
+``churn_shadow_*`` metrics only: the answer never contains the challenger's
+probability, and a challenger failure is counted, never answered.
+
 No ``from __future__ import annotations`` here: FastAPI reads the endpoint
 annotations at definition time, and the batch limit is a closure variable.
 """
@@ -18,7 +28,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +39,13 @@ from starlette.responses import Response
 
 from api.bodies import BodyRules, read_many, read_one
 from api.errors import ApiError, error_responses, public_text
+from api.explain_query import (
+    EXPLAIN_PARAMETERS,
+    PREDICTION_EXAMPLES,
+    ExplainQuery,
+    batch_examples,
+    read_explain,
+)
 from api.payloads import BatchPredictions, Health, Live, ModelSummary, Ready, Reload, ServiceInfo
 from api.state import ServiceState
 from models.predictor import Predictor
@@ -61,18 +78,41 @@ def _json(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code, media_type="application/json")
 
 
-def predict_one(predictor: Predictor, customer: CustomerEvent) -> dict[str, Any]:
+def predict_one(
+    predictor: Predictor, customer: CustomerEvent, explain: ExplainQuery | None = None
+) -> dict[str, Any]:
     """What ``/predict`` answers for one validated event: its prediction payload."""
-    (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)])
+    if explain is None or not predictor.explainable:
+        (payload,) = predict_many(predictor, [customer], [predictor.predict_one(customer)], explain)
+        return payload
+    probability, reasons = predictor.explain_one(customer, top=explain.top, down=explain.down)
+    (payload,) = predict_many(predictor, [customer], [probability], explain, [reasons])
     return payload
 
 
+def predict_batch(
+    predictor: Predictor, customers: Sequence[CustomerEvent], explain: ExplainQuery | None = None
+) -> list[dict[str, Any]]:
+    """What ``/predict/batch`` answers for validated events: their payloads, in order."""
+    if explain is None or not predictor.explainable:
+        probabilities = predictor.predict_batch(customers).tolist()
+        return predict_many(predictor, customers, probabilities, explain)
+    explained = predictor.explain_batch(customers, top=explain.top, down=explain.down)
+    return predict_many(predictor, customers, explained.probability.tolist(), explain, explained.reasons)
+
+
 def predict_many(
-    predictor: Predictor, customers: Sequence[CustomerEvent], probabilities: Sequence[float]
+    predictor: Predictor,
+    customers: Sequence[CustomerEvent],
+    probabilities: Sequence[float],
+    explain: ExplainQuery | None = None,
+    reasons: Sequence[Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[dict[str, Any]]:
     """The prediction payloads of validated events scored with ``probabilities``, in order.
 
     An event without ``event_id`` gets a fresh uuid4 hex; one without ``event_time``, now.
+    Asked to explain (``explain``) without ``reasons``: the model serves none, and each
+    payload says why.
     """
     now = datetime.now(UTC)
     return prediction_payloads(
@@ -83,6 +123,8 @@ def predict_many(
         predictor.threshold,
         predictor.version,
         now,
+        reasons=reasons,
+        reasons_unavailable=predictor.no_reasons_because if explain is not None and reasons is None else None,
     )
 
 
@@ -103,43 +145,70 @@ def build_router(state: ServiceState) -> APIRouter:
             raise ApiError(503, "no_model", no_model, headers={"Retry-After": "5"})
         return predictor
 
+    def shadow(champion: Predictor, customers: Sequence[CustomerEvent]) -> None:
+        """Score ``customers`` with the challenger for its metrics; never raises."""
+        challenger = state.challenger.predictor if state.challenger is not None else None
+        if challenger is None or challenger.version == champion.version:
+            return
+        version = challenger.version
+        try:
+            probabilities = challenger.predict_batch(customers)
+        except Exception as exc:  # the challenger never changes what the client gets
+            metrics.shadow.failures.labels(model_version=version).inc(len(customers))
+            log.warning("challenger %s failed in shadow: %s: %s", version, type(exc).__name__, exc)
+            return
+        metrics.shadow.predictions.labels(model_version=version).inc(len(customers))
+        metrics.shadow.probability.observe_many(probabilities)
+
     @router.post(
         "/predict",
         response_model=ChurnPrediction,
         summary="Score one customer",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        responses={
+            200: {"content": {"application/json": {"examples": PREDICTION_EXAMPLES}}},
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        },
         tags=["scoring"],
-        openapi_extra=_json_body({"$ref": EVENT_REF}),
+        openapi_extra={"parameters": EXPLAIN_PARAMETERS, **_json_body({"$ref": EVENT_REF})},
     )
     async def predict(request: Request) -> Response:
         """Churn probability for one customer; `event_id` and `event_time` are optional.
 
         The body is read as the stream reads a record (docs/contract.md): a refused body is
         422 (400 if it is not JSON) and each error's `type` is the stream's `error_type`.
+        With `?explain=true`, also its reasons (`top` up, `down` down).
         """
+        explain = read_explain(request.scope["query_string"])
         customer = read_one(await request.body(), rules)
-        payload = predict_one(current(), customer)  # this request keeps its model even if a reload swaps it
+        predictor = current()  # this request keeps its model even if a reload swaps it
+        payload = predict_one(predictor, customer, explain)
         metrics.probability.observe(payload["churn_probability"])
+        shadow(predictor, [customer])
         return _json(payload)
 
     @router.post(
         "/predict/batch",
         response_model=BatchPredictions,
         summary=f"Score up to {max_batch} customers",
-        responses=error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        responses={
+            200: {"content": {"application/json": {"examples": batch_examples()}}},
+            **error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504),
+        },
         tags=["scoring"],
-        openapi_extra=_json_body(batch_body),
+        openapi_extra={"parameters": EXPLAIN_PARAMETERS, **_json_body(batch_body)},
     )
-    async def predict_batch(request: Request) -> Response:
+    async def predict_batch_route(request: Request) -> Response:
         """Churn probabilities for a list of customers, in order, scored in one vectorized pass.
 
         Each element is read as one record; errors name it by index (`2.tenure`).
+        With `?explain=true`, also each one's reasons, computed for the batch at once.
         """
+        explain = read_explain(request.scope["query_string"])
         customers = read_many(await request.body(), rules)
         predictor = current()
-        probabilities = predictor.predict_batch(customers).tolist()
-        metrics.probability.observe_many(probabilities)
-        predictions = predict_many(predictor, customers, probabilities)
+        predictions = predict_batch(predictor, customers, explain)
+        metrics.probability.observe_many([p["churn_probability"] for p in predictions])
+        shadow(predictor, customers)
         return _json(
             {"model_version": predictor.version, "count": len(predictions), "predictions": predictions}
         )
@@ -196,6 +265,8 @@ def build_router(state: ServiceState) -> APIRouter:
                 "features": manifest.get("features", []),
                 "training_data": public_training_data(manifest.get("training_data")),
                 "fast_path": predictor.fast_path,
+                "reasons_available": predictor.explainable,
+                "reasons_unavailable": predictor.no_reasons_because,
                 "loaded_at": datetime.fromtimestamp(loaded_at, UTC) if loaded_at else None,
             }
         )
@@ -241,7 +312,7 @@ def build_router(state: ServiceState) -> APIRouter:
         tags=["health"],
     )
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.exposition), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/", response_model=ServiceInfo, summary="What this service is", tags=["health"])
     async def root() -> Response:

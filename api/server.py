@@ -26,17 +26,23 @@ nobody unless configured).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
-from api.auth import KeyStore
-from api.main import FACTORY
+from api.auth import KeyConfigError, KeyStore
+from api.main import FACTORY, MULTIPROC_DIR_ENV
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -188,6 +194,36 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
+class MetricsMultiprocess(Multiprocess):
+    """uvicorn's worker supervisor that retires the gauges of workers it replaced or stopped.
+
+    Workers write their metrics to ``metrics_dir`` (prometheus-client multiprocess
+    mode); a worker that exits (crash, ``limit_max_requests``, SIGHUP/SIGTTOU) has
+    its ``live*`` gauge files removed with ``mark_process_dead``; its counters and
+    histograms stay, so totals do not go backwards.
+    """
+
+    def __init__(self, config: uvicorn.Config, sockets: list[Any], metrics_dir: Path) -> None:
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
+        self._known: set[int] = set()
+
+    def _retire_exited(self) -> None:
+        running = {pid for process in self.processes if (pid := process.pid) is not None}
+        for pid in self._known - running:
+            mark_process_dead(pid, str(self.metrics_dir))  # type: ignore[no-untyped-call]
+            log.info("api_worker_retired pid=%s", pid)
+        self._known = running
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        self._retire_exited()
+
+    def handle_signals(self) -> None:
+        super().handle_signals()
+        self._retire_exited()
+
+
 def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     """The uvicorn configuration of ``churn api`` for ``settings`` (``options`` add or override)."""
     trusted = list(settings.api_trusted_proxies)
@@ -213,17 +249,55 @@ def server_config(settings: Settings, app: Any, **options: Any) -> ServerConfig:
     return ServerConfig(app, **(values | options))
 
 
+class UnauthenticatedBindError(KeyConfigError):
+    """A non-loopback address without any API key, and no explicit permission for it."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine (``localhost``, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def check_binding(settings: Settings, keys: KeyStore | None) -> None:
+    """Refuse to serve an address other machines reach without a key, unless explicitly allowed."""
+    if keys is not None or is_loopback(settings.api_host):
+        return
+    if settings.api_allow_unauthenticated:
+        log.warning("api_unauthenticated host=%s (CHURN_API_ALLOW_UNAUTHENTICATED=true)", settings.api_host)
+        return
+    raise UnauthenticatedBindError(
+        f"refusing to listen on {settings.api_host} without an API key: anyone who reaches it could "
+        "score and reload models. Set CHURN_API_KEY (or CHURN_API_KEY_FILE / CHURN_API_KEYS_FILE), "
+        "bind 127.0.0.1, or allow it explicitly with --allow-unauthenticated "
+        "(CHURN_API_ALLOW_UNAUTHENTICATED=true)"
+    )
+
+
 def serve(settings: Settings) -> None:
     """Run the API until it is told to stop (SIGINT/SIGTERM): one process, or ``api_workers``.
 
-    Unusable key settings raise :class:`api.auth.KeyConfigError` before anything listens.
+    Unusable key settings raise :class:`api.auth.KeyConfigError` before anything listens, and so
+    does a non-loopback address without a key (:class:`UnauthenticatedBindError`), unless
+    ``api_allow_unauthenticated``.
     """
-    KeyStore.from_settings(settings)
+    check_binding(settings, KeyStore.from_settings(settings))
     if settings.api_workers == 1:
         from api.app import create_app  # FastAPI and sklearn: only in the process that serves
 
         uvicorn.Server(server_config(settings, create_app(settings))).run()
         return
-    # Worker processes import the factory and build their app from the CHURN_* environment.
-    config = server_config(settings, FACTORY, factory=True, workers=settings.api_workers)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    # Worker processes import the factory and build their app from the CHURN_* environment,
+    # and store their metrics in a directory of this run, which /metrics in any worker adds up.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="churn-api-metrics-"))
+    os.environ[MULTIPROC_DIR_ENV] = str(metrics_dir)
+    try:
+        config = server_config(settings, FACTORY, factory=True, workers=settings.api_workers)
+        MetricsMultiprocess(config, [config.bind_socket()], metrics_dir).run()
+    finally:
+        del os.environ[MULTIPROC_DIR_ENV]
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -7,6 +7,10 @@
 2. Over HTTP: ``churn api`` runs in its own process (one worker) and a separate
    load-generator process (:mod:`benchmarks.http_load`) drives it over loopback with
    keep-alive connections, closed loop, at each concurrency level.
+3. The peer, in the same run with the same load generator and requests: MLServer's
+   scikit-learn runtime serving the same pipeline through the Open Inference
+   Protocol V2 (:mod:`benchmarks.mlserver_peer`), its probabilities checked against
+   ours first. Left out, with the reason in the report, when MLServer is not installed.
 
 The results go to the terminal and, with ``--write-docs``, into the "API"
 section of ``docs/benchmarks.md``.
@@ -33,6 +37,7 @@ import pandas as pd
 
 from api.bodies import BodyRules, read_one
 from api.routes import predict_one
+from benchmarks import mlserver_peer
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import BenchmarkError, Progress
 from config.settings import Settings
@@ -59,6 +64,10 @@ class ApiPlan:
     iterations: int
     access_log: bool
     write_docs: Path | None = None
+    workers: int = 1
+    #: MLServer's Python (None: ``.venv-mlserver``); see :mod:`benchmarks.mlserver_peer`.
+    mlserver_python: Path | None = None
+    mlserver: bool = True
 
 
 def run(settings: Settings, plan: ApiPlan, progress: Progress) -> dict[str, Any]:
@@ -71,7 +80,11 @@ def run(settings: Settings, plan: ApiPlan, progress: Progress) -> dict[str, Any]
         progress.print("[bold]server side[/] (in process, same model)...")
         server_side = _server_side(settings, model_store, body, plan.iterations)
         http = _http(model_store, work, body, plan, progress)
-    results = {"server_side": server_side, "http": http, "machine": machine, "date": _today()}
+        peer = _mlserver(model_store, work, body, plan, progress) if plan.mlserver else None
+    results: dict[str, Any] = {"server_side": server_side, "http": http, "machine": machine}
+    results.update(date=_today(), workers=plan.workers)
+    if peer is not None:
+        results["mlserver"] = peer
     results["command"] = _command_line(plan)
     return results
 
@@ -158,27 +171,82 @@ def _http(
     log_path = work / "server.log"
     flag = "--access-log" if plan.access_log else "--no-access-log"
     env = {**os.environ, "CHURN_API_MAX_BATCH": str(max(plan.batch, 1000))}
-    args = ["api", "--port", str(port), "--store", str(store), "--workers", "1", flag]
+    args = ["api", "--port", str(port), "--store", str(store), "--workers", str(plan.workers), flag]
     server = ChurnProcess(args, env, log_path)
     try:
         _wait_ready(server, port)
-        runs = []
         steps = [("/predict", single, c, 1) for c in plan.concurrency]
         steps.append(("/predict/batch", many, 1, plan.batch))
-        for path, payload, connections, per_request in steps:
-            progress.print(
-                f"[bold]HTTP[/] POST {path} ({per_request} row(s)/request), {connections} connection(s)"
-            )
-            load = [sys.executable, "-m", HTTP_LOAD, "--port", str(port), "--path", path]
-            load += ["--body-file", str(payload), "--concurrency", str(connections)]
-            load += ["--seconds", str(plan.seconds)]
-            out = subprocess.run(load, check=True, capture_output=True, text=True)
-            result = json.loads(out.stdout)
-            result.update(path=path, rows_per_request=per_request, access_log=plan.access_log)
-            runs.append(result)
+        runs = _load_steps(port, steps, plan.seconds, progress, "churn api")
+        for result in runs:
+            result["access_log"] = plan.access_log
         return runs
     finally:
         server.stop(timeout=30)
+
+
+def _load_steps(
+    port: int, steps: list[tuple[str, Path, int, int]], seconds: float, progress: Progress, label: str
+) -> list[dict[str, Any]]:
+    """One load-generator run per (path, body file, connections, rows per request)."""
+    runs = []
+    for path, payload, connections, per_request in steps:
+        progress.print(
+            f"[bold]HTTP[/] {label} POST {path} ({per_request} row(s)/request), {connections} connection(s)"
+        )
+        load = [sys.executable, "-m", HTTP_LOAD, "--port", str(port), "--path", path]
+        load += ["--body-file", str(payload), "--concurrency", str(connections)]
+        load += ["--seconds", str(seconds)]
+        out = subprocess.run(load, check=True, capture_output=True, text=True)
+        result = json.loads(out.stdout)
+        result.update(path=path, rows_per_request=per_request)
+        runs.append(result)
+    return runs
+
+
+def _mlserver(
+    store: Path, work: Path, body: dict[str, Any], plan: ApiPlan, progress: Progress
+) -> dict[str, Any]:
+    """The MLServer rows: the same pipeline, requests and load generator; or why there are none."""
+    python = mlserver_peer.mlserver_python(plan.mlserver_python)
+    if python is None:
+        progress.print(f"[bold red]{mlserver_peer.MISSING}[/]; the MLServer rows are left out")
+        return {"missing": mlserver_peer.MISSING}
+    live = LiveModel(ModelRegistry(store))
+    live.refresh()
+    predictor = live.predictor
+    if predictor is None:
+        raise BenchmarkError(f"no model could be loaded from {store}")
+    check_rows = [
+        {str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in generate(500, seed=77).drop(columns=["churn"]).to_dict("records")
+    ]
+    for row in check_rows:
+        if isinstance(row.get("total_charges"), float) and row["total_charges"] != row["total_charges"]:
+            row["total_charges"] = None
+    peer = mlserver_peer.MLServerPeer(python, predictor.pipeline, work)
+    single = work / "v2-one.json"
+    single.write_text(json.dumps(mlserver_peer.v2_body([body])))
+    many = work / "v2-batch.json"
+    rows = [{**body, "customer_id": f"{body['customer_id']}-{i}"} for i in range(plan.batch)]
+    many.write_text(json.dumps(mlserver_peer.v2_body(rows)))
+    progress.print(f"[bold]MLServer[/] starting ({python})...")
+    try:
+        peer.start()
+        ours = predictor.predict_batch(check_rows).tolist()
+        difference = mlserver_peer.max_difference(ours, peer.probabilities(check_rows))
+        path = mlserver_peer.INFER_PATH
+        steps = [(path, single, c, 1) for c in plan.concurrency]
+        steps.append((path, many, 1, plan.batch))
+        runs = _load_steps(peer.port, steps, plan.seconds, progress, "MLServer")
+    finally:
+        peer.stop()
+    return {
+        "version": mlserver_peer.mlserver_version(python),
+        "max_abs_difference": difference,
+        "checked_rows": len(check_rows),
+        "http": runs,
+    }
 
 
 def _wait_ready(server: ChurnProcess, port: int, timeout: float = 60.0) -> None:
@@ -212,7 +280,9 @@ def _command_line(plan: ApiPlan) -> str:
     parts = ["churn bench api", f"--seconds {plan.seconds:g}"]
     parts += [f"-c {c}" for c in plan.concurrency]
     parts += [f"--batch {plan.batch}", f"--iterations {plan.iterations}"]
+    parts += [f"--workers {plan.workers}"] if plan.workers != 1 else []
     parts += ["--access-log"] if plan.access_log else []
+    parts += [] if plan.mlserver else ["--no-mlserver"]
     parts += [f"--write-docs {plan.write_docs}"] if plan.write_docs else []
     return " ".join(parts)
 
@@ -251,7 +321,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"The fast path is {s['speedup_p50']:,.0f}x faster than the naive one at the median, "
         f"and gives the same probability (difference {s['max_abs_difference']:.1e}).",
         "",
-        "**Over loopback HTTP** (`churn api`, one uvicorn worker, access log "
+        f"**Over loopback HTTP** (`churn api`, {results.get('workers', 1)} uvicorn worker(s), access log "
         f"{'on' if results['http'][0]['access_log'] else 'off'}; a separate load-generator "
         "process, keep-alive connections, closed loop):",
         "",
@@ -264,6 +334,26 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {r['concurrency']} | {r['rps']:,.0f} | {r['rps'] * r['rows_per_request']:,.0f} "
             f"| {r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['errors']} |"
         )
+    peer = results.get("mlserver")
+    if peer is not None and "missing" not in peer:
+        for r in peer["http"]:
+            lines.append(
+                f"| MLServer V2 ({r['rows_per_request']} row{'s' if r['rows_per_request'] > 1 else ''}) "
+                f"| {r['concurrency']} | {r['rps']:,.0f} | {r['rps'] * r['rows_per_request']:,.0f} "
+                f"| {r['p50_ms']:.2f} ms | {r['p90_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['errors']} |"
+            )
+        lines += [
+            "",
+            f"Peer: {peer['version']}, scikit-learn runtime (`mlserver_sklearn.SKLearnModel`, "
+            "`predict_proba`), the same pipeline dumped with joblib, Open Inference Protocol V2 with "
+            "the pandas codec (one input per feature), one worker (`parallel_workers: 1`), "
+            "`OMP_NUM_THREADS=1`, run after `churn api` with the same load generator. Its churn "
+            f"probabilities on {peer['checked_rows']} rows differ from ours by at most "
+            f"{peer['max_abs_difference']:.1e}.",
+        ]
+        lines += _peer_ratios(results["http"], peer["http"])
+    elif peer is not None:
+        lines += ["", f"MLServer peer: not measured ({peer['missing']})."]
     lines += [
         "",
         "Targets: server-side scoring p50 < 1 ms; over HTTP at 8 connections p50 <= 2 ms, "
@@ -272,6 +362,20 @@ def markdown(results: dict[str, Any]) -> str:
         DOC_END,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _peer_ratios(ours: list[dict[str, Any]], theirs: list[dict[str, Any]]) -> list[str]:
+    """``churn api`` / MLServer requests per second, for each matching (rows, connections) run."""
+    by_shape = {(r["rows_per_request"], r["concurrency"]): r["rps"] for r in theirs}
+    cells = []
+    for r in ours:
+        peer = by_shape.get((r["rows_per_request"], r["concurrency"]))
+        if peer:
+            rows = r["rows_per_request"]
+            cells.append(
+                f"{r['rps'] / peer:.1f}x ({rows} row{'s' if rows > 1 else ''}, {r['concurrency']} conn.)"
+            )
+    return ["", "churn api / MLServer, requests/s: " + ", ".join(cells) + "."] if cells else []
 
 
 def us(value: float) -> str:

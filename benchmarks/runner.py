@@ -143,16 +143,28 @@ def _metered_engine(
     )
 
 
-def run_native(config: dict[str, Any], meter: _Meter) -> None:
-    engine = _metered_engine(config, meter, meter.batch, scorer_engine="native")
+def run_native(config: dict[str, Any], meter: _Meter, **overrides: Any) -> None:
+    engine = _metered_engine(config, meter, meter.batch, scorer_engine="native", **overrides)
     assert isinstance(engine, NativeEngine)  # the settings name it
     engine.serve(max_events=meter.count)
     meter.finish()
 
 
-def run_scorer(config: dict[str, Any], meter: _Meter) -> None:
-    overrides = {"scorer_engine": "faust", "log_level": "WARNING"}
+def run_scorer(config: dict[str, Any], meter: _Meter, **overrides: Any) -> None:
+    overrides = {"scorer_engine": "faust", "log_level": "WARNING", **overrides}
     _metered_engine(config, meter, meter.batch_then_stop, **overrides).serve()
+
+
+def run_native_reasons(config: dict[str, Any], meter: _Meter) -> None:
+    run_native(config, meter, scorer_explain=True)
+
+
+def run_scorer_reasons(config: dict[str, Any], meter: _Meter) -> None:
+    run_scorer(config, meter, scorer_explain=True)
+
+
+def run_native_threads(config: dict[str, Any], meter: _Meter) -> None:
+    run_native(config, meter, scorer_threads=0)
 
 
 def run_floor(config: dict[str, Any], meter: _Meter) -> None:
@@ -201,6 +213,12 @@ RUNNERS: dict[str, Callable[[dict[str, Any], _Meter], None]] = {
     "scorer": run_scorer,
     "quix": run_quix,
     "native": run_native,
+    "native-reasons": run_native_reasons,
+    "scorer-reasons": run_scorer_reasons,
+    "native-threads": run_native_threads,
+    # The shadow variants' settings carry the store with CHALLENGER set and shadow_scoring on.
+    "scorer-shadow": run_scorer,
+    "native-shadow": run_native,
     "quix-serve": serve_quix,
 }
 

@@ -5,17 +5,22 @@ fresh subprocess (:mod:`benchmarks.runner`) with a fresh consumer group,
 repeated, medians reported: raw confluent-kafka consume -> produce -> commit
 (the ceiling, no scoring), a Faust agent that only takes and acknowledges (the
 Faust floor), the Faust scorer, the Quix Streams peer
-(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine. With
-``--shapes``, each variant also runs on topics preloaded with the same customers
-in the shapes real producers send (:mod:`benchmarks.event_shapes`: telco names,
-numbers as text, no ids, unkeyed), interleaved with the canonical runs. Then each
-scorer runs for real at steady rates (1,000 and 10,000 events/s by default) for
+(:mod:`benchmarks.quix_peer`, extra ``bench``) and the native engine; the two
+engines again with reason codes on (``CHURN_SCORER_EXPLAIN``, top 3), and the
+native engine with the libraries' own thread pools (``CHURN_SCORER_THREADS=0``),
+interleaved with the others in every repeat so that their ratios compare runs
+under the same load. With ``--shapes``, each variant also runs on topics preloaded
+with the same customers in the shapes real producers send
+(:mod:`benchmarks.event_shapes`: telco names, numbers as text, no ids, unkeyed),
+interleaved with the canonical runs. The ``*-shadow`` variants run an engine with
+a challenger scored in shadow (a copy of the store with ``CHALLENGER`` set), for
+the cost of shadow scoring. Then each scorer runs for real at steady rates (1,000
+and 10,000 events/s by default) for
 end-to-end latency.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import platform
@@ -52,7 +57,16 @@ MODES = (
     ("scorer", "Faust scorer (`churn score --engine faust`)"),
     ("quix", "Quix Streams scorer (dataframe apply + to_topic, same Predictor)"),
     ("native", "native scorer (`churn score --engine native`)"),
+    ("scorer-reasons", "Faust scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-reasons", "native scorer with reason codes (`CHURN_SCORER_EXPLAIN=true`, top 3)"),
+    ("native-threads", "native scorer, thread pools not pinned (`CHURN_SCORER_THREADS=0`)"),
+    ("scorer-shadow", "Faust scorer with a shadow challenger (two models per batch, two output topics)"),
+    ("native-shadow", "native scorer with a shadow challenger (two models per batch, two output topics)"),
 )
+#: The cost bar of reason codes: native with reasons / native without, at least this.
+REASONS_BAR = 0.7
+#: Variants that score a challenger in shadow, and the variant each one's cost is a ratio to.
+SHADOWED = {"scorer-shadow": "scorer", "native-shadow": "native"}
 #: Variants that write predictions, hence have an end-to-end latency.
 SCORERS = ("scorer", "quix", "native")
 #: The module each throughput run executes as ``python -m RUNNER MODE CONFIG``.
@@ -101,7 +115,8 @@ def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
         if current is None:
             raise BenchmarkError(f"no promoted model in {settings.model_store}; run `churn train` first")
         manifest = registry.manifest(current)
-        shaped = _throughput(settings, work, plan, progress)
+        shadow_store = _shadow_store(settings, work) if set(plan.modes) & set(SHADOWED) else None
+        shaped = _throughput(settings, work, plan, progress, shadow_store)
         results = {mode: shaped[(mode, plan.shapes[0])] for mode in plan.modes}
         latency: dict[tuple[str, float], list[dict[str, float]]] = {}
         for rate in plan.latency_rates:
@@ -141,7 +156,28 @@ def _preload(settings: Settings, topic: str, n: int, shape: str) -> None:
 Shaped = dict[tuple[str, str], list[dict[str, float]]]
 
 
-def _throughput(settings: Settings, work: Path, plan: StreamPlan, progress: Progress) -> Shaped:
+def _shadow_store(settings: Settings, work: Path) -> Path:
+    """A copy of the champion and a challenger (the store's, else its newest other version) with
+    ``CHALLENGER`` set: the shadow variants' store; the user's store is not touched."""
+    source = ModelRegistry.from_settings(settings)
+    champion = source.current()
+    challenger = source.challenger() or next((v for v in reversed(source.versions()) if v != champion), None)
+    if champion is None or challenger is None:
+        raise BenchmarkError(
+            "the shadow variants need a second version in the store: `churn train --no-promote --seed 7`"
+        )
+    target = work / "shadow-store"
+    target.mkdir()
+    for version in (champion, challenger):
+        shutil.copytree(source.root / version, target / version)
+    (target / "CURRENT").write_text(champion + "\n")
+    ModelRegistry.from_settings(settings, target).set_challenger(challenger, reason="churn bench stream")
+    return target
+
+
+def _throughput(
+    settings: Settings, work: Path, plan: StreamPlan, progress: Progress, shadow_store: Path | None = None
+) -> Shaped:
     """Every mode on every shape, ``repeats`` times, interleaved: ``results[(mode, shape)]``."""
     n, repeats = plan.events, plan.repeats
     run_id = uuid.uuid4().hex[:8]
@@ -150,11 +186,27 @@ def _throughput(settings: Settings, work: Path, plan: StreamPlan, progress: Prog
         with progress.status(f"preloading {n:,} {shape} events into {topic}..."):
             _preload(settings, topic, n, shape)
     results: Shaped = {(mode, shape): [] for mode in plan.modes for shape in plan.shapes}
-    for repeat, shape, mode in itertools.product(range(repeats), plan.shapes, plan.modes):
+    # Each repeat starts one variant later, so that no variant always runs right after the
+    # same other one (a slow Faust run leaves the broker busier for whoever follows it).
+    order = [
+        (repeat, shape, mode)
+        for repeat in range(repeats)
+        for shape in plan.shapes
+        for mode in plan.modes[repeat % len(plan.modes) :] + plan.modes[: repeat % len(plan.modes)]
+    ]
+    for repeat, shape, mode in order:
         topic = topics[shape]
         tag = f"{mode}-{shape}-{repeat}-{run_id}"
         run_settings = settings.for_run("bench", tag, events_topic=topic)  # the shape's shared preload
-        ensure_topics(run_settings, [run_settings.predictions_topic, run_settings.dlq_topic])
+        outputs = [run_settings.predictions_topic, run_settings.dlq_topic]
+        if mode in SHADOWED:
+            run_settings = run_settings.with_overrides(
+                model_store=shadow_store, shadow_scoring=True, shadow_predictions_topic=f"bench-shadow-{tag}"
+            )
+            outputs.append(run_settings.shadow_predictions_topic)
+        else:  # a challenger in the user's store must not weigh on the other rows
+            run_settings = run_settings.with_overrides(shadow_scoring=False)
+        ensure_topics(run_settings, outputs)
         result_path = work / f"{tag}.json"
         config_path = _write_config(work / f"{tag}-config.json", run_settings, n, result_path)
         command = [sys.executable, "-m", RUNNER, mode, str(config_path)]
@@ -311,13 +363,25 @@ def render_report(
     def ratio(a: str, b: str) -> str:
         return f"{median[a] / median[b]:.2f}" if a in median and b in median else "n/a"
 
+    def labels_of(mode: str) -> str:
+        return dict(MODES)[mode].split(" (")[0]
+
     lines += [
         "",
         f"- native / Quix Streams scorer: **{ratio('native', 'quix')}**",
         f"- native / Faust scorer: **{ratio('native', 'scorer')}**",
+        f"- native with reasons / native: **{ratio('native-reasons', 'native')}** "
+        f"(bar: at least {REASONS_BAR}); Faust with reasons / Faust scorer: "
+        f"{ratio('scorer-reasons', 'scorer')}; native with pinned thread pools (the default, "
+        f"`CHURN_SCORER_THREADS=1`) / not pinned: {ratio('native', 'native-threads')}",
         f"- Quix Streams / Faust scorer: {ratio('quix', 'scorer')}; "
         f"Faust scorer / Faust floor: {ratio('scorer', 'floor')}; "
         f"native / raw ceiling: {ratio('native', 'raw')}",
+        *(
+            f"- cost of shadow scoring: {labels_of(shadowed)} / without: **{ratio(shadowed, base)}**"
+            for shadowed, base in SHADOWED.items()
+            if shadowed in median
+        ),
         "- events/s: from the first batch to the last output acknowledged (group join not counted); "
         "RSS at the end of the throughput run.",
         "- e2e: a `churn produce` process publishes at the steady rate for the run's length with "
@@ -366,7 +430,7 @@ def render_shapes(results: Shaped, plan: StreamPlan) -> str:
 def latency_cell(mode: str, runs: list[dict[str, float]]) -> str:
     """``median p50 / median p99 (each run's p99)`` of one scorer at one rate."""
     if not runs:
-        return "n/a" if mode not in SCORERS else "not measured"
+        return "n/a" if mode in ("raw", "floor") else "not measured"  # those write no predictions
     p50 = statistics.median(run["p50_ms"] for run in runs)
     p99 = statistics.median(run["p99_ms"] for run in runs)
     each = ", ".join(

@@ -21,6 +21,11 @@ def command(
     access_log: bool | None = typer.Option(
         None, "--access-log/--no-access-log", help="One INFO line per request (env CHURN_API_ACCESS_LOG)."
     ),
+    allow_unauthenticated: bool | None = typer.Option(
+        None,
+        "--allow-unauthenticated",
+        help="Listen on a non-loopback address without an API key (env CHURN_API_ALLOW_UNAUTHENTICATED).",
+    ),
 ) -> None:
     """Serve /predict, /predict/batch, /health, /model and /metrics; reload new models on the fly."""
     # The server, FastAPI and sklearn load when it starts, not for `churn --help`.
@@ -34,6 +39,7 @@ def command(
         api_workers=workers,
         model_store=store,
         api_access_log=access_log,
+        api_allow_unauthenticated=allow_unauthenticated,
     )
     console.print(
         f"churn API on http://{settings.api_host}:{settings.api_port} "

@@ -13,7 +13,7 @@ import typer
 from cli.console import console, fail, overridden
 
 #: Every variant, in report order (kept here so that `--help` needs no benchmark code).
-ALL_VARIANTS = "raw,floor,scorer,quix,native"
+ALL_VARIANTS = "raw,floor,scorer,quix,native,scorer-reasons,native-reasons,native-threads"
 
 
 def command(
@@ -35,7 +35,12 @@ def command(
     ),
     store: Path | None = typer.Option(None, "--store", help="Model store (default CHURN_MODEL_STORE)."),
     docs: Path | None = typer.Option(None, "--write-docs", help="Update the stream section of this file."),
-    variants: str = typer.Option(ALL_VARIANTS, "--variants", help="Which rows to measure, comma-separated."),
+    variants: str = typer.Option(
+        ALL_VARIANTS,
+        "--variants",
+        help="Which rows to measure, comma-separated; also scorer-shadow and native-shadow (an engine "
+        "scoring a challenger in shadow: the cost of shadow scoring, as a ratio to the engine alone).",
+    ),
     shapes: str = typer.Option(
         "canonical",
         "--shapes",
@@ -50,7 +55,7 @@ def command(
         "(collapsed stacks, one file per run, for any flame-graph viewer).",
     ),
 ) -> None:
-    """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers; e2e p50/p99; RSS."""
+    """Throughput of raw ceiling, Faust floor, Faust / Quix / native scorers (and with reasons); e2e; RSS."""
     # The benchmark loads Kafka clients, the producer and the model registry: imported when it
     # runs, not for `churn --help`.
     from benchmarks import stream_bench

@@ -17,6 +17,7 @@ from cli import (
     predict,
     produce,
     quality,
+    retrain,
     score,
     train,
     up,
@@ -67,6 +68,7 @@ def main(
 
 
 app.command("train")(train.command)
+app.command("retrain")(retrain.command)
 app.command("predict")(predict.command)
 app.command("broker")(broker.command)
 app.command("score")(score.command)

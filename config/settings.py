@@ -149,6 +149,10 @@ class Settings(BaseSettings):
     # format); a pickle runs code when loaded.
     model_allow_pickle: bool = True
 
+    # Whether the scorers and the API score the challenger (the registry's CHALLENGER pointer)
+    # in shadow beside the champion; off, they ignore the pointer.
+    shadow_scoring: bool = True
+
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = Field(default="churn-scorer", min_length=1, max_length=249)
     scorer_max_batch: int = Field(default=500, ge=1, le=100_000)
@@ -161,6 +165,13 @@ class Settings(BaseSettings):
     model_poll_interval_s: float = Field(default=5.0, gt=0)
     # Scoring engine of `churn score`: "faust" (default) or "native" (confluent-kafka loop).
     scorer_engine: ScorerEngine = "faust"
+    # Reason codes on every prediction (both engines): the `top` features pushing churn up and
+    # the `down` pushing it down. A model without an exact decomposition serves none and says why.
+    scorer_explain: bool = False
+    scorer_explain_top: int = Field(default=3, ge=1, le=19)
+    scorer_explain_down: int = Field(default=0, ge=0, le=19)
+    # Threads of each native pool (OpenMP, BLAS) in a scorer process; 0 leaves the libraries' own.
+    scorer_threads: int = Field(default=1, ge=0)
     # Recent predictions in the churn_drift_psi window.
     drift_window: int = Field(default=5000, ge=100)
     # /health/live turns 503 when the consuming loop has not turned for this long (a wedged scorer).
@@ -229,6 +240,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # A file of named keys with scopes, re-read when it changes (see docs/security.md).
     api_keys_file: Path | None = None
+    # `churn api` refuses to listen on a non-loopback address without a key unless this is true.
+    api_allow_unauthenticated: bool = False
     api_max_batch: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     api_cors_origins: list[str] = Field(default_factory=list)

@@ -12,7 +12,7 @@ dir="${1:-secrets}"
 umask 077
 mkdir -p "$dir"
 chmod 700 "$dir"
-for name in api_key grafana_admin_password; do
+for name in api_key model_signing_key grafana_admin_password; do
   file="$dir/$name"
   if [ -s "$file" ]; then
     continue

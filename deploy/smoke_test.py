@@ -6,17 +6,20 @@
 From the host, through the ports compose publishes on 127.0.0.1, against real Apache Kafka:
 
 1. the API becomes ready; ``POST /predict`` is refused without the key and answered with it;
+   ``/docs`` and ``/redoc`` load only files the API serves itself;
 2. telco-shaped rows (telco column names, values as a CSV export writes them, blank
    ``TotalCharges`` for new customers) plus one undecodable record are published to the input
    topic; every row comes back as exactly one prediction, the bad record as one dead letter;
-3. Prometheus scrapes every target (the scorer replicas found by DNS, the API, the lag
-   exporter, Alertmanager, itself), loaded the alert rules, counts the predictions and
-   reaches Alertmanager;
+3. Prometheus scrapes every target (the scorer replicas found by DNS, the API, the quality job,
+   the lag exporter, Alertmanager, itself), loaded the alert rules, counts the predictions and
+   the API's requests, and reaches Alertmanager;
 4. Grafana lists the provisioned dashboard and its datasource answers a health check.
 
 Each step waits up to ``--timeout`` seconds, then fails with what it saw. Exit status 0 means
 every check passed. Needs the project installed (httpx, confluent-kafka, the synthetic data).
-``--prometheus ''`` or ``--grafana ''`` leaves that check out (logged), for a stack without it.
+``--prometheus ''`` or ``--grafana ''`` leaves that check out (logged), for a stack without it;
+``--jobs`` names the Prometheus jobs to expect (the lag exporter's and Alertmanager's checks run
+only when theirs are listed), e.g. for the processes of ``churn`` on one machine.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -44,7 +48,7 @@ log = logging.getLogger("smoke")
 T = TypeVar("T")
 
 #: Prometheus jobs of monitoring/prometheus.yml that must have every target up.
-JOBS = ("churn-scorer", "churn-api", "kafka-exporter", "alertmanager", "prometheus")
+JOBS = ("churn-scorer", "churn-api", "churn-quality", "kafka-exporter", "alertmanager", "prometheus")
 DASHBOARD_UID = "churn-stream"
 DATASOURCE_UID = "churn-prometheus"
 
@@ -108,6 +112,17 @@ def check_api(api: str, key: str, row: dict[str, str], timeout: float) -> None:
             raise SmokeError(f"/predict answered {body}")
         log.info("ok: /predict refused without a key, answered with it (p=%.3f)", probability)
 
+        for page in ("/docs", "/redoc"):
+            html = client.get(page, headers={"X-API-Key": key})
+            if html.status_code != 200:
+                raise SmokeError(f"{page} answered {html.status_code}")
+            if re.search(r"(?:https?:)?//[A-Za-z0-9.-]+", html.text):
+                raise SmokeError(f"{page} references another host: {html.text[:300]}")
+            for src in re.findall(r'\b(?:src|href)="([^"]+)"', html.text):
+                if client.get(src, headers={"X-API-Key": key}).status_code != 200:
+                    raise SmokeError(f"{page}: {src} does not load")
+        log.info("ok: /docs and /redoc load only the API's own files")
+
 
 # --- 2. the stream ---------------------------------------------------------------------------
 
@@ -164,7 +179,7 @@ def check_stream(bootstrap: str, rows: list[dict[str, str]], run: str, timeout: 
 # --- 3. Prometheus and Alertmanager ----------------------------------------------------------
 
 
-def check_prometheus(prometheus: str, scorers: int, events: int, timeout: float) -> None:
+def check_prometheus(prometheus: str, jobs: list[str], scorers: int, events: int, timeout: float) -> None:
     with httpx.Client(base_url=prometheus, timeout=10.0) as client:
 
         def data(path: str, **params: Any) -> Any:
@@ -178,7 +193,7 @@ def check_prometheus(prometheus: str, scorers: int, events: int, timeout: float)
             by_job: dict[str, list[str]] = {}
             for target in active:
                 by_job.setdefault(target["labels"]["job"], []).append(target["health"])
-            problems = {job: by_job.get(job, []) for job in JOBS if by_job.get(job, []).count("up") < 1}
+            problems = {job: by_job.get(job, []) for job in jobs if by_job.get(job, []).count("up") < 1}
             if (
                 len(by_job.get("churn-scorer", [])) != scorers
                 or by_job["churn-scorer"].count("up") != scorers
@@ -191,7 +206,7 @@ def check_prometheus(prometheus: str, scorers: int, events: int, timeout: float)
         wait_for(f"Prometheus targets up ({scorers} scorers)", targets_up, timeout)
 
         rules = {rule["name"] for group in data("rules")["groups"] for rule in group["rules"]}
-        for name in ("ChurnBrokerDown", "ChurnNoPredictions", "ChurnConsumerGroupLagGrowing"):
+        for name in ("ChurnBrokerDown", "ChurnNoPredictions", "ChurnScorerNotReady", "ChurnDeliveryFailing"):
             if name not in rules:
                 raise SmokeError(f"alert rule {name} not loaded: {sorted(rules)}")
 
@@ -204,12 +219,28 @@ def check_prometheus(prometheus: str, scorers: int, events: int, timeout: float)
 
         wait_for("Prometheus counts the predictions", counted, timeout)
 
+        def api_counted() -> float | None:
+            query = 'sum(churn_api_requests_total{job="churn-api",route="/predict"})'
+            result = data("query", query=query)["result"]
+            value = float(result[0]["value"][1]) if result else 0.0
+            if value < 2:  # the refused request and the answered one
+                raise SmokeError(f"{query} = {value}, expected >= 2")
+            return value
+
+        wait_for("Prometheus counts the API's requests", api_counted, timeout)
+        if "kafka-exporter" not in jobs:
+            log.warning("skipped: lag exporter check (kafka-exporter not in --jobs)")
+        if "alertmanager" not in jobs:
+            log.warning("skipped: Alertmanager check (alertmanager not in --jobs)")
+            return
+
         def lag_exported() -> bool | None:
             if not data("query", query='kafka_consumergroup_lag{consumergroup="churn-scorer"}')["result"]:
                 raise SmokeError("no kafka_consumergroup_lag series for churn-scorer")
             return True
 
-        wait_for("the lag exporter reports the scorer group", lag_exported, timeout)
+        if "kafka-exporter" in jobs:
+            wait_for("the lag exporter reports the scorer group", lag_exported, timeout)
 
         def alertmanager() -> bool | None:
             if not data("alertmanagers")["activeAlertmanagers"]:
@@ -255,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--scorers", type=int, default=1, help="scorer replicas Prometheus must find")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds each step may wait")
+    parser.add_argument(
+        "--jobs", default=",".join(JOBS), help="comma-separated Prometheus jobs whose targets must be up"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s smoke %(message)s")
 
@@ -267,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         check_api(args.api, key, rows[0], args.timeout)
         check_stream(args.bootstrap, rows, run, args.timeout)
         if args.prometheus:
-            check_prometheus(args.prometheus, args.scorers, args.events, args.timeout)
+            jobs = [job for job in args.jobs.split(",") if job]
+            check_prometheus(args.prometheus, jobs, args.scorers, args.events, args.timeout)
         else:
             log.warning("skipped: Prometheus and Alertmanager checks (--prometheus '')")
         if args.grafana:

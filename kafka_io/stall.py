@@ -75,6 +75,10 @@ class _Watch:
     ended_steps: int = 0  # the steps that episode had taken
 
 
+#: The first recovery step of every engine for a stalled partition.
+FIRST_STEP = "seek"
+
+
 class StallDetector:
     """Per-partition stall episodes from periodic observations; see the module docstring."""
 
@@ -122,6 +126,9 @@ class StallDetector:
             if watch is None:
                 watch = self._watch[tp] = _Watch(moved_at=now)
                 self._set_gauge(tp, 0)
+                # Every engine's first step is a seek: its series exists at 0 from the start, so
+                # increase()/rate() answer 0 rather than nothing before any stall.
+                self._recoveries.labels(topic=tp[0], partition=str(tp[1]), action=FIRST_STEP)
             position, high = positions.get(tp, watch.position), highs.get(tp, watch.high)
             watch.position, watch.high = position, high
             if position is None or high is None:

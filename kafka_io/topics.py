@@ -16,12 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 15.0) -> list[str]:
-    """Create missing topics (events, predictions, DLQ, outcomes by default); returns the ones created."""
+    """Create missing topics (events, predictions, DLQs, outcomes, shadow by default); the ones created."""
     wanted = names or [
         settings.events_topic,
         settings.predictions_topic,
         settings.dlq_topic,
         settings.outcomes_topic,
+        settings.shadow_predictions_topic,
     ]
     admin = AdminClient(confluent_common(settings))
     existing = set(admin.list_topics(timeout=timeout).topics)

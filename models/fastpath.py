@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -184,14 +185,29 @@ class TreeArrays:
             baseline=float(np.asarray(model._baseline_prediction).ravel()[0]),
         )
 
+    @cached_property
+    def _children(self) -> np.ndarray:
+        """``children[2 * node + go_left]``: the node's right child, then its left one."""
+        return np.stack([self.right, self.left], axis=1).ravel()
+
     def leaves(self, matrix: np.ndarray) -> np.ndarray:
-        """``(rows, trees)``: the leaf each row reaches in each tree."""
-        node = np.broadcast_to(self.roots, (matrix.shape[0], len(self.roots))).copy()
-        rows = np.arange(matrix.shape[0])[:, None]
+        """``(rows, trees)``: the leaf each row reaches in each tree.
+
+        Every gather is a ``take`` on a flat array (several times faster than 2-D fancy
+        indexing); the NaN test runs only when the batch has a missing value.
+        """
+        rows, columns = matrix.shape
+        flat = np.ascontiguousarray(matrix, dtype=np.float64).ravel()
+        starts = (np.arange(rows, dtype=np.intp) * columns)[:, None]
+        node = np.broadcast_to(self.roots, (rows, len(self.roots))).copy()
+        missing = bool(np.isnan(flat).any())
+        children = self._children
         for _ in range(self.depth):
-            x = matrix[rows, self.feature[node]]
-            go_left = np.where(np.isnan(x), self.missing_left[node], x <= self.threshold[node])
-            node = np.where(go_left, self.left[node], self.right[node])
+            x = flat.take(starts + self.feature.take(node))
+            go_left = x <= self.threshold.take(node)
+            if missing:
+                go_left = np.where(np.isnan(x), self.missing_left.take(node), go_left)
+            node = children.take(2 * node + go_left)
         return node
 
 

@@ -17,6 +17,12 @@ serving, or — at start-up, with nothing serving yet — loads the newest versi
 of the promotion history that passes the same checks. It leaves the fallback as
 soon as ``CURRENT`` loads.
 
+A second :class:`LiveModel` with ``role="challenger"`` follows the ``CHALLENGER``
+pointer the same way (same checks, same atomic swap), for shadow scoring. It
+differs in two things: when the pointer is removed it drops its model (its
+``predictor`` becomes ``None``), and when the named version fails it serves no
+challenger rather than a fallback — a shadow is never worth serving the wrong model.
+
 Nothing here knows about asyncio, FastAPI, Faust or Prometheus: the API calls
 ``refresh`` from a background thread on a timer, the stream scorer between
 batches, and both pass their metrics as :class:`ModelEvents`, told of every
@@ -39,6 +45,7 @@ from models.registry import ModelRegistry, RegistryError
 log = logging.getLogger(__name__)
 
 ReloadStatus = Literal["loaded", "unchanged", "refused", "no_model"]
+Role = Literal["champion", "challenger"]
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,10 @@ class LiveModel:
         *,
         probes: Sequence[Mapping[str, Any]] | None = None,
         events: ModelEvents | None = None,
+        role: Role = "champion",
     ) -> None:
         self.registry = registry
+        self.role = role
         self._probes = probes
         self._events = events
         self._predictor: Predictor | None = None
@@ -172,7 +181,7 @@ class LiveModel:
     def _refresh_locked(self, force: bool) -> ReloadResult:
         serving = self.version
         try:
-            wanted = self.registry.current()
+            wanted = self.registry.challenger() if self.role == "challenger" else self.registry.current()
         except OSError as exc:
             self.failures += 1
             log.error("model_pointer_unreadable error=%r", exc)
@@ -180,6 +189,11 @@ class LiveModel:
             error = f"cannot read the registry pointer ({reason})"
             return ReloadResult("refused", serving, error=error, fallback=self._fallback)
         if wanted is None:
+            if self.role == "challenger" and serving is not None:
+                self._predictor = None  # the challenger was cleared: shadow scoring stops
+                self._refused = None
+                log.info("challenger_cleared previous=%s", serving)
+                return ReloadResult("no_model", None, previous=serving)
             return ReloadResult("no_model", serving, fallback=self._fallback)
         if wanted == serving:
             self._fallback = False
@@ -194,7 +208,8 @@ class LiveModel:
         self._refused = None
         self._fallback = False
         log.info(
-            "model_loaded version=%s previous=%s model=%s fast_path=%s",
+            "model_loaded role=%s version=%s previous=%s model=%s fast_path=%s",
+            self.role,
             predictor.version,
             serving or "none",
             predictor.info.selected_model,
@@ -207,7 +222,16 @@ class LiveModel:
         self._refused = wanted
         self.failures += 1
         error = str(exc) if isinstance(exc, RegistryError) else f"it failed to load ({type(exc).__name__})"
-        log.error("model_reload_refused candidate=%s serving=%s error=%s", wanted, serving or "none", exc)
+        log.error(
+            "model_reload_refused role=%s candidate=%s serving=%s error=%s",
+            self.role,
+            wanted,
+            serving or "none",
+            exc,
+        )
+        if self.role == "challenger":  # no fallback for a shadow: serve no challenger until fixed
+            self._predictor = None
+            return ReloadResult("refused", None, previous=serving, candidate=wanted, error=error)
         now = serving
         if now is None:
             fallback = self._last_good(exclude=wanted)

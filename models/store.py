@@ -7,10 +7,13 @@ Layout of a store directory::
     <store>/<version>/report.md, *.png  the training report
     <store>/CURRENT                     the promoted version (one line)
     <store>/history.json                versions promoted so far, oldest first (a JSON list)
+    <store>/CHALLENGER                  the shadow challenger, when one is set (one line)
+    <store>/decisions.jsonl             every change of a pointer and every retrain decision, one JSON
+                                        object a line: action, version, previous, who, when, why, evidence
 
 A version folder is written under a hidden temporary name and renamed into
 place when complete, so readers never see half a version. ``CURRENT`` and
-``history.json`` are replaced atomically (write, fsync, ``os.replace``) under an
+``history.json`` (and ``CHALLENGER``) are replaced atomically (write, fsync, ``os.replace``) under an
 exclusive lock, so concurrent promotions serialise.
 
 What a reader accepts (:meth:`ModelStore.verify`): the manifest names the
@@ -52,6 +55,8 @@ LEGACY_MODEL_FILE = artifact.FILES[artifact.JOBLIB]
 MANIFEST_FILE = "manifest.json"
 CURRENT_FILE = "CURRENT"
 HISTORY_FILE = "history.json"
+CHALLENGER_FILE = "CHALLENGER"
+DECISIONS_FILE = "decisions.jsonl"
 _LOCK_FILE = ".lock"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -232,6 +237,31 @@ class ModelStore:
             return None
         return text or None
 
+    def challenger(self) -> str | None:
+        """The shadow challenger, or ``None`` when none is set."""
+        try:
+            text = (self.root / CHALLENGER_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """Every entry of ``decisions.jsonl``, oldest first (a line that is not a JSON object is skipped)."""
+        try:
+            lines = (self.root / DECISIONS_FILE).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        entries: list[dict[str, Any]] = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("skipping a line of %s that is not JSON", DECISIONS_FILE)
+                continue
+            if isinstance(entry, dict):
+                entries.append(entry)
+        return entries
+
     def history(self) -> list[str]:
         """Versions promoted so far, oldest first; a roll back removes the last one."""
         try:
@@ -339,6 +369,23 @@ class ModelStore:
         atomic_write(self.root / HISTORY_FILE, json.dumps(history) + "\n")
         atomic_write(self.root / CURRENT_FILE, version + "\n")
 
+    def _write_challenger(self, version: str | None) -> None:
+        """Set (or, with ``None``, remove) ``CHALLENGER``; call with the lock held."""
+        path = self.root / CHALLENGER_FILE
+        if version is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            atomic_write(path, version + "\n")
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        """Append one decision to ``decisions.jsonl`` and fsync it; call with the lock held."""
+        line = json.dumps(entry, sort_keys=False, default=str) + "\n"
+        with (self.root / DECISIONS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
     # ----------------------------------------------------------------- helpers
     def _version_dir(self, version: str) -> Path:
         if not _valid_version(version):
@@ -384,5 +431,5 @@ def _valid_version(version: str) -> bool:
         bool(version)
         and len(version) <= 200
         and plain_name(version)
-        and version not in (CURRENT_FILE, HISTORY_FILE)
+        and version not in (CURRENT_FILE, HISTORY_FILE, CHALLENGER_FILE, DECISIONS_FILE)
     )

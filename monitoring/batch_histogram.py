@@ -7,6 +7,12 @@ visible share of its time. :class:`BatchHistogram` counts a batch with one
 ``numpy.searchsorted`` and exposes the same series as a label-less
 ``Histogram`` of that name (``_bucket`` with ``le``, ``_sum``, ``_count``), so
 queries, alert rules and dashboards do not change.
+
+The counts live in ``prometheus_client.values.ValueClass`` cells named exactly
+as a ``Histogram``'s (``<name>_bucket`` with ``le``, ``<name>_sum``): in one
+process they are plain locked floats; under ``PROMETHEUS_MULTIPROC_DIR``
+(``churn api --workers N``) they are the client's memory-mapped per-process
+files, which ``MultiProcessCollector`` adds up like any histogram's.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from prometheus_client import CollectorRegistry
+from prometheus_client import values as client_values
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
@@ -39,9 +45,12 @@ class BatchHistogram:
         self._bound_list = bounds
         self._bounds = np.array(bounds)
         self._labels: list[str] = [floatToGoString(b) for b in bounds]  # type: ignore[no-untyped-call]
-        self._counts = [0] * len(bounds)  # per bucket, not cumulative
-        self._sum = 0.0
-        self._lock = threading.Lock()
+        # per bucket, not cumulative, as a Histogram stores them
+        self._counts = [
+            client_values.ValueClass("histogram", name, f"{name}_bucket", ("le",), (label,), documentation)
+            for label in self._labels
+        ]
+        self._sum = client_values.ValueClass("histogram", name, f"{name}_sum", (), (), documentation)
         registry.register(self)
 
     def observe_many(self, values: Iterable[float] | np.ndarray) -> None:
@@ -52,28 +61,26 @@ class BatchHistogram:
             return
         # The first bound >= value: the bucket ``le`` that a single observe would count first.
         counts = np.bincount(np.searchsorted(self._bounds, array, side="left"), minlength=len(self._bounds))
-        total = float(array.sum())
-        with self._lock:
-            self._counts = [a + b for a, b in zip(self._counts, counts.tolist(), strict=True)]
-            self._sum += total
+        for cell, count in zip(self._counts, counts.tolist(), strict=True):
+            if count:
+                cell.inc(count)
+        self._sum.inc(float(array.sum()))
 
     def observe(self, value: float) -> None:
         """One value (the API's single predictions): a bisection, no array."""
         if math.isnan(value):
             return
-        bucket = bisect.bisect_left(self._bound_list, value)
-        with self._lock:
-            self._counts[bucket] += 1
-            self._sum += value
+        self._counts[bisect.bisect_left(self._bound_list, value)].inc(1)
+        self._sum.inc(value)
 
     def _family(self, with_samples: bool) -> HistogramMetricFamily:
         if not with_samples:
             return HistogramMetricFamily(self.name, self.documentation)
-        with self._lock:
-            cumulative = list(itertools.accumulate(self._counts))
-            total = self._sum
+        cumulative = list(itertools.accumulate(cell.get() for cell in self._counts))
         buckets = list(zip(self._labels, cumulative, strict=True))
-        return HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=total)
+        return HistogramMetricFamily(
+            self.name, self.documentation, buckets=buckets, sum_value=self._sum.get()
+        )
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
         yield self._family(with_samples=False)

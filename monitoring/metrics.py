@@ -11,10 +11,12 @@ collectors, which the default global registry would otherwise be the only one to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, ProcessCollector
 
 from monitoring.batch_histogram import BatchHistogram
+from monitoring.multiprocess import exposition_registry
 
 #: The distribution of predicted churn: one bucket every 0.1 on [0, 1].
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
@@ -51,11 +53,13 @@ def _runtime_collectors(registry: CollectorRegistry) -> None:
 
 
 def _model_info(registry: CollectorRegistry) -> Gauge:
+    # With several API workers: 1 for a version while any live worker serves it.
     return Gauge(
         "churn_model_info",
-        "The model version in use (value 1).",
+        "The model version in use (value 1; 0 for a version replaced in an API worker).",
         ["version", "model"],
         registry=registry,
+        multiprocess_mode="livemax",
     )
 
 
@@ -72,7 +76,53 @@ def _model_fallback(registry: CollectorRegistry) -> Gauge:
         "churn_model_fallback",
         "1 while the model serving is not the promoted one (CURRENT), because CURRENT was refused.",
         registry=registry,
+        multiprocess_mode="livemax",
     )
+
+
+@dataclass(frozen=True)
+class ShadowMetrics:
+    """The shadow challenger, as the scorer and the API report it (see docs/mlops.md)."""
+
+    predictions: Counter
+    failures: Counter
+    info: Gauge
+    probability: BatchHistogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ShadowMetrics:
+        return cls(
+            predictions=Counter(
+                "churn_shadow_predictions",
+                "Challenger predictions computed in shadow beside the champion (never for decisions).",
+                ["model_version"],
+                registry=registry,
+            ),
+            failures=Counter(
+                "churn_shadow_failures",
+                "Records the challenger failed to score in shadow; the champion's answer went out anyway.",
+                ["model_version"],
+                registry=registry,
+            ),
+            info=Gauge(
+                "churn_challenger_info",
+                "The challenger version scored in shadow (value 1); absent when none is set.",
+                ["version", "model"],
+                registry=registry,
+            ),
+            probability=BatchHistogram(
+                "churn_shadow_probability",
+                "Churn probabilities the challenger predicted in shadow.",
+                buckets=PROBABILITY_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+    def challenger_changed(self, version: str | None, model: str = "") -> None:
+        """The challenger now scoring (None: none)."""
+        self.info.clear()
+        if version is not None:
+            self.info.labels(version=version, model=model).set(1)
 
 
 class ModelMetrics:
@@ -116,9 +166,11 @@ class ScorerMetrics(ModelMetrics):
     delivery_retries: Counter
     delivery_failing: Gauge
     scoring_paused: Gauge
+    reasons_served: Gauge
     partition_stalled: Gauge
     stall_recoveries: Counter
     fetch_wait: Gauge
+    shadow: ShadowMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> ScorerMetrics:
@@ -195,6 +247,13 @@ class ScorerMetrics(ModelMetrics):
                 "1 while a batch's output is unacknowledged for longer than CHURN_DELIVERY_FAILING_AFTER_S.",
                 registry=reg,
             ),
+            reasons_served=Gauge(
+                "churn_scorer_reasons",
+                "With CHURN_SCORER_EXPLAIN: 1 while predictions carry reason codes, 0 while the model "
+                "in use (label) cannot give exact ones and predictions say why instead.",
+                ["model_version"],
+                registry=reg,
+            ),
             scoring_paused=Gauge(
                 "churn_scoring_paused",
                 "1 while the model-failure breaker has paused consuming (the model fails on most records).",
@@ -217,12 +276,20 @@ class ScorerMetrics(ModelMetrics):
                 "How long the scorer's fetches may wait for data now (raised on stalls and ahead of them).",
                 registry=reg,
             ),
+            shadow=ShadowMetrics.create(reg),
         )
 
 
 @dataclass(frozen=True)
 class ApiMetrics(ModelMetrics):
+    """The API's metrics; ``exposition`` is what ``/metrics`` serves.
+
+    In one process ``exposition`` is ``registry``. With ``metrics_dir`` (``churn api
+    --workers N``, see :mod:`monitoring.multiprocess`) it sums every worker's files.
+    """
+
     registry: CollectorRegistry
+    exposition: CollectorRegistry
     requests: Counter
     request_latency: Histogram
     probability: BatchHistogram
@@ -230,13 +297,21 @@ class ApiMetrics(ModelMetrics):
     model_reload_failures: Counter
     model_fallback: Gauge
     auth_failures: Counter
+    shadow: ShadowMetrics
 
     @classmethod
-    def create(cls, registry: CollectorRegistry | None = None) -> ApiMetrics:
+    def create(
+        cls,
+        registry: CollectorRegistry | None = None,
+        *,
+        metrics_dir: Path | None = None,
+        supervisor: int | None = None,
+    ) -> ApiMetrics:
         reg = registry if registry is not None else CollectorRegistry()
         _runtime_collectors(reg)
         return cls(
             registry=reg,
+            exposition=reg if metrics_dir is None else exposition_registry(metrics_dir, supervisor),
             requests=Counter(
                 "churn_api_requests",
                 "HTTP requests by route and status.",
@@ -261,6 +336,7 @@ class ApiMetrics(ModelMetrics):
                 ["reason"],
                 registry=reg,
             ),
+            shadow=ShadowMetrics.create(reg),
         )
 
 
@@ -414,6 +490,15 @@ class QualityMetrics:
 
 
 def set_model_info(gauge: Gauge, version: str, model: str) -> None:
-    """Exactly one series with value 1: the model in use now."""
+    """Exactly one series with value 1: the model in use now.
+
+    The previous one is set to 0 before it is removed: in multiprocess mode
+    (``churn api --workers N``) a removed series stays in the worker's file with
+    its last value, so it must not be 1.
+    """
+    for family in gauge.collect():
+        for sample in family.samples:
+            if sample.value:
+                gauge.labels(**sample.labels).set(0)
     gauge.clear()
     gauge.labels(version=version, model=model).set(1)

@@ -46,6 +46,13 @@ LAG_EXPORTER_SERIES: dict[str, frozenset[str]] = {
     "kafka_consumergroup_lag_sum": frozenset({"consumergroup", "topic"}),
     "kafka_consumergroup_members": frozenset({"consumergroup"}),
 }
+#: Series that exist only once something happened: their labels (a Kafka error name) are not
+#: known before. A healthy stack has none, so the live-stack test only checks that the queries
+#: reading them are accepted; tests/unit/test_monitoring_prometheus.py feeds them and checks
+#: those queries return data.
+EVENT_SERIES: dict[str, str] = {
+    "churn_delivery_retries_total": "the first output record produced again after a retriable delivery error",
+}
 #: Labels every scraped series carries.
 TARGET_LABELS = frozenset({"job", "instance"})
 

@@ -5,7 +5,7 @@ from schemas.dead_letters import DeadLetter
 from schemas.events import CustomerEvent
 from schemas.features import CATEGORIES, FEATURES, NUMERIC_RANGES, SCHEMA_VERSION
 from schemas.outcomes import CustomerOutcome
-from schemas.predictions import ChurnPrediction, prediction_payloads
+from schemas.predictions import ChurnPrediction, Reason, prediction_payloads
 
 __all__ = [
     "CATEGORIES",
@@ -16,6 +16,7 @@ __all__ = [
     "CustomerEvent",
     "CustomerOutcome",
     "DeadLetter",
+    "Reason",
     "Rejection",
     "prediction_payloads",
     "read_event",

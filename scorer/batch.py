@@ -10,9 +10,11 @@ Rules:
 - every input record yields exactly one output record: a prediction, or a dead
   letter with the original value bytes (cut to ``max_dead_letter_bytes`` when
   larger, see :class:`BatchLimits`) and reason headers;
-- valid records are scored with one ``Predictor.predict_columns`` call; when the
-  model fails (raises, or returns NaN or the wrong shape) the batch is tried once
-  more, then split in halves until only the records it really fails on are left:
+- valid records are scored with one ``Predictor.predict_columns`` call (with
+  reason codes, one ``Predictor.explain_columns`` call: the same probabilities and
+  each record's reasons, see :class:`ReasonCodes`); when the model fails (raises,
+  or returns NaN or the wrong shape) the batch is tried once more, then split in
+  halves until only the records it really fails on are left:
   those are dead-lettered ``scoring_failed``, the rest scored;
 - nothing here raises on bad input: an unexpected exception while handling one
   record makes that record alone an ``internal_error`` dead letter. Only resource
@@ -29,12 +31,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
 
 from kafka_io.records import OutRecord, RawRecord
+from models.explain import Reason
 from schemas import dead_letters
 from schemas.contract import Rejection, derived_event_id, future_rejection, read_event
 from schemas.dead_letters import DeadLetter
@@ -64,6 +67,42 @@ class BatchPredictor(Protocol):
     def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray: ...
 
 
+class Explained(Protocol):
+    @property
+    def probability(self) -> np.ndarray: ...
+
+    @property
+    def reasons(self) -> list[list[Reason]]: ...
+
+
+@runtime_checkable
+class ExplainingPredictor(BatchPredictor, Protocol):
+    """A :class:`BatchPredictor` that can also give reason codes (see :class:`ReasonCodes`)."""
+
+    @property
+    def explainable(self) -> bool: ...
+
+    @property
+    def no_reasons_because(self) -> str | None: ...
+
+    def explain_columns(
+        self, columns: Mapping[str, Sequence[Any]], n: int, *, top: int = 3, down: int = 0
+    ) -> Explained: ...
+
+
+@dataclass(frozen=True)
+class ReasonCodes:
+    """Reason codes asked of every prediction: ``top`` pushing churn up, then ``down`` pushing it down.
+
+    A predictor that cannot explain its scores exactly (not an :class:`ExplainingPredictor`,
+    or not ``explainable``) scores without them: each prediction then has ``reasons: null``
+    and ``reasons_unavailable``, and :attr:`BatchResult.reasons_unavailable` says why.
+    """
+
+    top: int = 3
+    down: int = 0
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_event_bytes: int = 64 * 1024
@@ -86,6 +125,19 @@ class BatchResult:
     model_version: str = ""
     inference_seconds: float = 0.0
     total_seconds: float = 0.0
+    #: Reason codes were asked for and the model serves none: why (see :class:`ReasonCodes`).
+    reasons_unavailable: str | None = None
+    #: The validated fields of each prediction's event, in the order of ``predictions``, and
+    #: when they were scored: what a shadow challenger scores (:func:`shadow_predictions`).
+    scored_columns: dict[str, list[Any]] = field(default_factory=dict)
+    scored_event_times: list[datetime] = field(default_factory=list)
+    scored_at: str = ""
+    #: The challenger's predictions of the same events, for the shadow topic (set by the handler).
+    shadow: list[OutRecord] = field(default_factory=list)
+    shadow_version: str = ""
+    shadow_probabilities: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: Records the challenger failed to score (no shadow prediction for them; their champion one stands).
+    shadow_failed: int = 0
 
     @property
     def consumed(self) -> int:
@@ -100,8 +152,11 @@ def score_batch(
     predictor: BatchPredictor,
     limits: BatchLimits,
     clock: Clock = time.time,
+    reasons: ReasonCodes | None = None,
 ) -> BatchResult:
     """Decode, validate and score ``records``; one output record per input record.
+
+    With ``reasons``, each prediction carries its reason codes (or says why it has none).
 
     The whole batch is decoded and validated in C by the fast path
     (:func:`scorer.fast_check.read_batch`); only the rows it cannot vouch for
@@ -115,6 +170,10 @@ def score_batch(
     failed_at = datetime.fromtimestamp(now, UTC)
     result = BatchResult(model_version=predictor.version)
     refused: list[_Refusal] = []
+    if reasons is not None:
+        result.reasons_unavailable = _why_no_reasons(predictor)
+        if result.reasons_unavailable is not None:
+            reasons = None
 
     fast = _read_fast(records, limits.max_event_bytes)
     events, times = fast.events, fast.event_times
@@ -151,11 +210,20 @@ def score_batch(
         _fill_event_ids(columns["event_id"], [records[row] for row in valid])
         valid_times: list[datetime] = [times[row] for row in valid]  # type: ignore[misc]
         seconds = [timestamps[row] for row in valid]
-        _score(result, refused, valid, columns, valid_times, seconds, records, predictor, now)
+        _score(result, refused, valid, columns, valid_times, seconds, records, predictor, now, reasons)
     for refusal in sorted(refused, key=lambda r: r.row):
         _dead_letter(result, records[refusal.row], refusal, failed_at, limits.max_dead_letter_bytes)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def _why_no_reasons(predictor: BatchPredictor) -> str | None:
+    """Why ``predictor`` serves no reason codes, or None when it does."""
+    if not isinstance(predictor, ExplainingPredictor):
+        return f"{type(predictor).__name__} gives no reason codes"
+    if predictor.explainable:
+        return None
+    return predictor.no_reasons_because or "this model serves no reason codes"
 
 
 @dataclass(frozen=True)
@@ -373,16 +441,34 @@ class ModelOutputError(ValueError):
     """The model returned something that is not one finite probability per record."""
 
 
-def _predict(predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
-    """The model's probabilities for ``n`` records; :class:`ModelOutputError` unless one in [0, 1] each."""
-    probabilities = np.asarray(predictor.predict_columns(columns, n), dtype=np.float64)
+#: Each scored record's reason codes, in order; None when not asked for.
+RowReasons = list[list[Reason]] | None
+
+
+def _predict(
+    predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int, reasons: ReasonCodes | None
+) -> tuple[np.ndarray, RowReasons]:
+    """The model's probabilities for ``n`` records (and their reasons, if asked for).
+
+    Raises :class:`ModelOutputError` unless there is one probability in [0, 1] per record.
+    """
+    explained: RowReasons = None
+    if reasons is None:
+        probabilities = np.asarray(predictor.predict_columns(columns, n), dtype=np.float64)
+    else:
+        assert isinstance(predictor, ExplainingPredictor)  # score_batch asks reasons of no other
+        answer = predictor.explain_columns(columns, n, top=reasons.top, down=reasons.down)
+        probabilities = np.asarray(answer.probability, dtype=np.float64)
+        explained = answer.reasons
+        if len(explained) != n:
+            raise ModelOutputError(f"the model returned {len(explained)} lists of reasons for {n} events")
     if probabilities.shape != (n,):
         raise ModelOutputError(f"the model returned {probabilities.shape} probabilities for {n} events")
     if not np.isfinite(probabilities).all():
         raise ModelOutputError("the model returned a probability that is NaN or infinite")
     if probabilities.min() < 0.0 or probabilities.max() > 1.0:
         raise ModelOutputError("the model returned a probability outside [0, 1]")
-    return probabilities
+    return probabilities, explained
 
 
 def _take(columns: Mapping[str, Sequence[Any]], rows: Sequence[int]) -> dict[str, list[Any]]:
@@ -390,9 +476,9 @@ def _take(columns: Mapping[str, Sequence[Any]], rows: Sequence[int]) -> dict[str
 
 
 def _predict_isolated(
-    predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int
-) -> tuple[np.ndarray, dict[int, Exception]]:
-    """Probabilities of the ``n`` records, and the exception of each record the model fails on.
+    predictor: BatchPredictor, columns: Mapping[str, Sequence[Any]], n: int, reasons: ReasonCodes | None
+) -> tuple[np.ndarray, RowReasons, dict[int, Exception]]:
+    """Probabilities (and reasons) of the ``n`` records, and the exception of each one the model fails on.
 
     One call for the batch; if it fails, one more (a passing fault); if that fails too,
     halves of the batch are scored, and halves of the halves that fail, down to single
@@ -401,21 +487,25 @@ def _predict_isolated(
     error: Exception = ModelOutputError("not scored")
     for _attempt in range(2):  # a passing fault gets a second try
         try:
-            return _predict(predictor, columns, n), {}
+            return (*_predict(predictor, columns, n, reasons), {})
         except RESOURCE_ERRORS:
             raise
         except Exception as exc:
             error = exc
     if n == 1:
-        return np.full(1, np.nan), {0: error}
+        return np.full(1, np.nan), None if reasons is None else [[]], {0: error}
     probabilities = np.full(n, np.nan)
+    explained: RowReasons = None if reasons is None else [[] for _ in range(n)]
     failed: dict[int, Exception] = {}
     half = n // 2
     todo = [list(range(half, n)), list(range(half))]
     while todo:
         rows = todo.pop()
         try:
-            probabilities[rows] = _predict(predictor, _take(columns, rows), len(rows))
+            probabilities[rows], part = _predict(predictor, _take(columns, rows), len(rows), reasons)
+            if explained is not None and part is not None:
+                for row, why in zip(rows, part, strict=True):
+                    explained[row] = why
         except RESOURCE_ERRORS:
             raise
         except Exception as exc:
@@ -424,7 +514,7 @@ def _predict_isolated(
             else:
                 half = len(rows) // 2
                 todo += [rows[half:], rows[:half]]
-    return probabilities, failed
+    return probabilities, explained, failed
 
 
 def _score(
@@ -437,12 +527,13 @@ def _score(
     records: Sequence[RawRecord],
     predictor: BatchPredictor,
     now: float,
+    reasons: ReasonCodes | None,
 ) -> None:
     """Score the valid rows; append their predictions to ``result`` and model failures to ``refused``."""
     n = len(valid)
     version = predictor.version
     inference_started = time.perf_counter()
-    probabilities, failed = _predict_isolated(predictor, columns, n)
+    probabilities, explained, failed = _predict_isolated(predictor, columns, n, reasons)
     result.inference_seconds = time.perf_counter() - inference_started
     if failed:
         for k, exc in failed.items():
@@ -457,11 +548,20 @@ def _score(
         timestamps = [timestamps[k] for k in keep]
         probabilities = probabilities[keep]
         valid = [valid[k] for k in keep]
+        explained = None if explained is None else [explained[k] for k in keep]
 
+    unavailable = result.reasons_unavailable
     scored_at = datetime.fromtimestamp(now, UTC).isoformat()  # once per batch, as orjson writes a datetime
     try:
         predictions = _prediction_records(
-            columns, event_times, probabilities, predictor.threshold, version, scored_at
+            columns,
+            event_times,
+            probabilities,
+            predictor.threshold,
+            version,
+            scored_at,
+            explained,
+            unavailable,
         )
     except RESOURCE_ERRORS:
         raise
@@ -471,7 +571,14 @@ def _score(
             try:
                 one = _take(columns, [k])
                 predictions += _prediction_records(
-                    one, [event_times[k]], probabilities[k : k + 1], predictor.threshold, version, scored_at
+                    one,
+                    [event_times[k]],
+                    probabilities[k : k + 1],
+                    predictor.threshold,
+                    version,
+                    scored_at,
+                    None if explained is None else [explained[k]],
+                    unavailable,
                 )
                 keep.append(k)
             except RESOURCE_ERRORS:
@@ -480,6 +587,11 @@ def _score(
                 refused.append(_internal_error(row, records[row], exc))
         timestamps = [timestamps[k] for k in keep]
         probabilities = probabilities[keep]
+        columns = _take(columns, keep)
+        event_times = [event_times[k] for k in keep]
+    result.scored_columns = columns
+    result.scored_event_times = event_times
+    result.scored_at = scored_at
     result.predictions.extend(predictions)
     result.event_times = timestamps
     result.probabilities = probabilities
@@ -493,13 +605,52 @@ def _prediction_records(
     threshold: float,
     version: str,
     scored_at: str,
+    reasons: RowReasons = None,
+    reasons_unavailable: str | None = None,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
 ) -> list[OutRecord]:
     ids = columns["event_id"]
     customer_ids = columns["customer_id"]
     payloads = prediction_payloads(
-        ids, customer_ids, event_times, probabilities.tolist(), threshold, version, scored_at
+        ids,
+        customer_ids,
+        event_times,
+        probabilities.tolist(),
+        threshold,
+        version,
+        scored_at,
+        reasons=reasons,
+        reasons_unavailable=reasons_unavailable,
     )
     version_header = ("model_version", version.encode())
-    headers = [[("event_id", event_id), version_header] for event_id in map(str.encode, ids)]
+    headers = [[("event_id", event_id), version_header, *extra_headers] for event_id in map(str.encode, ids)]
     keys = map(str.encode, customer_ids)
     return list(map(OutRecord, keys, map(orjson.dumps, payloads), headers))
+
+
+#: The header that marks a shadow prediction (the quality job reads it; see docs/mlops.md).
+ROLE_HEADER = ("role", b"challenger")
+
+
+def shadow_predictions(result: BatchResult, challenger: BatchPredictor) -> tuple[list[OutRecord], np.ndarray]:
+    """The challenger's predictions of the events ``result`` scored, and their probabilities.
+
+    Same payload as the champion's (the challenger's own ``model_version`` and threshold), a
+    ``role: challenger`` header. One model call for the whole batch; it raises when the
+    challenger fails (the caller keeps the champion's output and counts the failure).
+    """
+    n = len(result.predictions)
+    if n == 0:
+        return [], np.empty(0)
+    columns = result.scored_columns
+    probabilities, _ = _predict(challenger, columns, n, None)  # shadow predictions carry no reasons
+    records = _prediction_records(
+        columns,
+        result.scored_event_times,
+        probabilities,
+        challenger.threshold,
+        challenger.version,
+        result.scored_at,
+        extra_headers=(ROLE_HEADER,),
+    )
+    return records, probabilities

@@ -4,7 +4,8 @@
 names here — the Faust worker (:mod:`scorer.faust_engine`) or the native
 confluent-kafka loop (:mod:`scorer.native_engine`) — around the same
 :class:`~scorer.handler.BatchHandler`, sink and metrics. ``serve()`` runs an
-engine until SIGTERM/SIGINT and closes its sink.
+engine until SIGTERM/SIGINT and closes its sink. Building an engine pins the
+process's native thread pools to ``CHURN_SCORER_THREADS`` (:mod:`scorer.threads`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from monitoring.metrics import ScorerMetrics
 from scorer.batch import BatchResult
 from scorer.handler import BatchHandler
 from scorer.native_engine import NativeEngine
+from scorer.threads import pin_native_threads
 
 if TYPE_CHECKING:
     from scorer.faust_engine import FaustEngine
@@ -33,16 +35,30 @@ def build_engine(
     sink: DeliverySink | None = None,
     on_received: Callable[[Sequence[RawRecord]], None] | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
+    challenger: LiveModel | None = None,
 ) -> FaustEngine | NativeEngine:
     """The engine ``settings.scorer_engine`` names, scoring with ``live`` into ``sink``.
+
+    With ``settings.shadow_scoring``, the engine also follows the registry's challenger
+    pointer (``challenger``, or a challenger :class:`LiveModel` on ``live``'s registry).
 
     ``on_received`` and ``on_batch`` are the handler's hooks (see :class:`BatchHandler`).
     The sink tells the handler of delivery retries and failures (metrics, readiness
     ``delivery``) and beats the liveness clock while it waits for the broker.
     """
+    pin_native_threads(settings.scorer_threads)  # after the model loaded its libraries
     client_id = "churn-scorer-native" if settings.scorer_engine == "native" else "churn-scorer"
     sink = sink or DeliverySink(settings, client_id=client_id)
-    handler = BatchHandler(settings, live, metrics, sink, on_received=on_received, on_batch=on_batch)
+    if challenger is None and settings.shadow_scoring:
+        challenger = LiveModel(live.registry, role="challenger")
+    if challenger is not None:
+        challenger.refresh()
+        predictor = challenger.predictor
+        if predictor is not None:
+            metrics.shadow.challenger_changed(predictor.version, predictor.info.selected_model)
+    handler = BatchHandler(
+        settings, live, metrics, sink, on_received=on_received, on_batch=on_batch, challenger=challenger
+    )
     sink.hooks = DeliveryHooks(
         on_retry=handler.delivery_retried,
         on_failing=handler.delivery_changed,

@@ -238,7 +238,7 @@ class FaustEngine:
         self.handler.readiness.set(ASSIGNMENT, bool(self._assigned), "no partition assigned")
 
     async def _follow_promoted_model(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self.handler.live.refresh)
+        await asyncio.get_running_loop().run_in_executor(None, self.handler.follow_models)
 
     async def _watch_partitions(self) -> None:
         """Report each assigned partition's lag; detect stalled partitions and recover them."""

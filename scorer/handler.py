@@ -5,6 +5,17 @@ The Faust engine (:mod:`scorer.faust_engine`) and the native engine
 are consumed and how offsets are committed differs between them. The handler
 knows no client library. It also keeps ``churn_drift_psi``
 (:class:`scorer.drift.DriftMonitor`) current from the probabilities it scores.
+
+With ``CHURN_SCORER_EXPLAIN`` every batch is scored with reason codes, once per batch
+(:class:`scorer.batch.ReasonCodes`); a model that cannot give exact ones is
+logged once per version, and ``churn_scorer_reasons{model_version}`` says which.
+
+Shadow challenger: when ``challenger`` (a :class:`~models.live.LiveModel` with role
+``challenger``) holds a model, every scored batch is also scored by it; its
+predictions go to the shadow topic in the same delivery as the champion's output, so
+the batch's input is committed only once both are acknowledged. A challenger that
+fails costs its shadow predictions for that batch, never the champion's output.
+:meth:`BatchHandler.follow_models` refreshes both models (the engines call it on a timer).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from kafka_io.sink import DeliverySink
 from models.live import LiveModel
 from monitoring.metrics import ScorerMetrics
 from schemas.dead_letters import SCORING_FAILED
-from scorer.batch import BatchLimits, BatchResult, score_batch
+from scorer.batch import BatchLimits, BatchResult, ReasonCodes, score_batch, shadow_predictions
 from scorer.breaker import ScoringBreaker
 from scorer.drift import DriftMonitor
 from scorer.readiness import DELIVERY, MODEL, SCORING, Readiness
@@ -54,9 +65,11 @@ class BatchHandler:
         on_received: Callable[[Sequence[RawRecord]], None] | None = None,
         on_batch: Callable[[BatchResult], None] | None = None,
         readiness: Readiness | None = None,
+        challenger: LiveModel | None = None,
     ) -> None:
         self.settings = settings
         self.live = live
+        self.challenger = challenger
         self.metrics = metrics
         self.sink = sink
         self.clock = clock
@@ -68,6 +81,12 @@ class BatchHandler:
             max_dead_letter_bytes=settings.dlq_max_value_bytes,
         )
         self._consumed = metrics.events_consumed.labels(topic=settings.events_topic)
+        self.reasons = (
+            ReasonCodes(settings.scorer_explain_top, settings.scorer_explain_down)
+            if settings.scorer_explain
+            else None
+        )
+        self._reasons_seen: dict[str, bool] = {}  # model version -> serves reasons
         self.drift = DriftMonitor(metrics.drift_psi.set, window=settings.drift_window)
         self.readiness = readiness or Readiness(
             metrics.scorer_ready, metrics.scorer_condition, live_timeout_s=settings.scorer_live_timeout_s
@@ -83,7 +102,9 @@ class BatchHandler:
         """Score one batch and count its model failures; see :attr:`paused` before delivering it."""
         if self.on_received is not None and not self.breaker.open:
             self.on_received(records)
-        result = score_batch(records, self.live.current, self.limits, self.clock)
+        result = score_batch(records, self.live.current, self.limits, self.clock, self.reasons)
+        if self.reasons is not None and result.model_version not in self._reasons_seen:
+            self._reasons_changed(result)
         failed = result.dead_letter_types.get(SCORING_FAILED, 0)
         was_open = self.breaker.open
         is_open = self.breaker.record(len(result.predictions) + failed, failed, result.model_version)
@@ -97,7 +118,53 @@ class BatchHandler:
                 len(result.predictions) + failed,
                 self.breaker.seconds_to_probe(),
             )
+        if not self.breaker.open:
+            self._shadow(result)
         return result
+
+    def _reasons_changed(self, result: BatchResult) -> None:
+        """The first batch of a model version with reasons on: say whether it serves them."""
+        version, why = result.model_version, result.reasons_unavailable
+        served = why is None
+        for seen in self._reasons_seen:
+            self.metrics.reasons_served.remove(seen)
+        self._reasons_seen = {version: served}
+        self.metrics.reasons_served.labels(model_version=version).set(1 if served else 0)
+        if served:
+            log.info("model %s: predictions carry reason codes", version)
+        else:
+            log.warning("model %s serves no reason codes, predictions say why instead: %s", version, why)
+
+    def _shadow(self, result: BatchResult) -> None:
+        """Score the batch's predicted events with the challenger too; a failure is only counted."""
+        challenger = self.challenger.predictor if self.challenger is not None else None
+        if challenger is None or not result.predictions or challenger.version == result.model_version:
+            return
+        result.shadow_version = challenger.version
+        try:
+            result.shadow, result.shadow_probabilities = shadow_predictions(result, challenger)
+        except Exception as exc:  # the challenger never stops the champion's output
+            result.shadow_failed = len(result.predictions)
+            log.warning(
+                "challenger %s failed on a batch of %d (%s: %s); its champion predictions go out",
+                challenger.version,
+                len(result.predictions),
+                type(exc).__name__,
+                exc,
+            )
+
+    def follow_models(self) -> None:
+        """Load a newly promoted champion and follow the challenger pointer (set, replaced, cleared)."""
+        self.live.refresh()
+        challenger = self.challenger
+        if challenger is None:
+            return
+        before = challenger.version
+        challenger.refresh()
+        predictor = challenger.predictor
+        if challenger.version != before:
+            model = predictor.info.selected_model if predictor is not None else ""
+            self.metrics.shadow.challenger_changed(challenger.version, model)
 
     @property
     def paused(self) -> bool:
@@ -135,10 +202,13 @@ class BatchHandler:
         self.metrics.delivery_retries.labels(topic=topic, reason=reason).inc(records)
 
     def outputs(self, result: BatchResult) -> list[tuple[str, Sequence[OutRecord]]]:
-        return [
+        outputs: list[tuple[str, Sequence[OutRecord]]] = [
             (self.settings.predictions_topic, result.predictions),
             (self.settings.dlq_topic, result.dead_letters),
         ]
+        if result.shadow:
+            outputs.append((self.settings.shadow_predictions_topic, result.shadow))
+        return outputs
 
     def _update_drift(self, result: BatchResult) -> None:
         predictor = self.live.current
@@ -162,6 +232,13 @@ class BatchHandler:
             m.end_to_end_latency.observe_many(np.maximum(latencies, 0.0))
             m.probability.observe_many(result.probabilities)
             self._update_drift(result)
+        if result.shadow_version:
+            shadow = m.shadow
+            if result.shadow:
+                shadow.predictions.labels(model_version=result.shadow_version).inc(len(result.shadow))
+                shadow.probability.observe_many(result.shadow_probabilities)
+            if result.shadow_failed:
+                shadow.failures.labels(model_version=result.shadow_version).inc(result.shadow_failed)
         if self.on_batch is not None:
             self.on_batch(result)
         for error_type, count in result.dead_letter_types.items():

@@ -490,13 +490,13 @@ class NativeEngine:
         self._subscribe()
 
     def _start_model_follower(self) -> threading.Thread:
-        live = self.handler.live
+        follow_models = self.handler.follow_models
         interval = self.settings.model_poll_interval_s
 
         def follow() -> None:
             while not self.stop_event.wait(interval):
                 try:
-                    live.refresh()
+                    follow_models()
                 except Exception:
                     log.exception("checking for a promoted model failed")
 

@@ -240,3 +240,16 @@ def test_a_short_api_key_stops_the_real_server_before_it_listens(tmp_path: Path)
     assert result.returncode == 1
     assert "at least 32 are required" in " ".join(result.stderr.split())
     assert "change-me" not in result.stdout + result.stderr
+
+
+def test_a_public_address_without_a_key_stops_the_real_server(tmp_path: Path) -> None:
+    port = free_port()
+    command = [churn_executable(), "api", "--host", "0.0.0.0", "--port", str(port), "--store", str(tmp_path)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_API_")}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    message = " ".join(result.stderr.split())
+    assert "refusing to listen on 0.0.0.0 without an API key" in message
+    assert "--allow-unauthenticated" in message
+    with socket.socket() as probe:  # nothing listens
+        assert probe.connect_ex(("127.0.0.1", port)) != 0

@@ -17,6 +17,7 @@ def test_bench_api_writes_its_section_and_keeps_the_others(tmp_path: Path) -> No
     docs.write_text("# Benchmarks\n\n## Stream\n\nstream figures stay here\n", encoding="utf-8")
     args = ["bench", "api", "--store", str(tmp_path / "empty-store"), "--seconds", "0.5"]
     args += ["-c", "1", "-c", "4", "--batch", "10", "--iterations", "300", "--write-docs", str(docs)]
+    args += ["--mlserver-python", str(tmp_path / "no-mlserver" / "python")]
 
     for _ in range(2):  # the second run replaces the section instead of adding another
         result = CliRunner().invoke(churn, args)
@@ -28,6 +29,7 @@ def test_bench_api_writes_its_section_and_keeps_the_others(tmp_path: Path) -> No
     assert "| POST /predict (1 row) | 4 |" in text
     assert "| POST /predict/batch (10 rows) | 1 |" in text
     assert "naive: `pipeline.predict_proba(pd.DataFrame([row]))`" in text
+    assert "MLServer peer: not measured (MLServer is not installed: `make mlserver-venv`" in text
     for line in text.splitlines():
         if line.startswith("| POST"):
             assert line.rstrip("|").rstrip().endswith("| 0"), line  # no failed request

@@ -19,7 +19,7 @@ def test_bench_stream_measures_throughput_and_latency_and_writes_its_section(
     docs = tmp_path / "benchmarks.md"
     docs.write_text("# Benchmarks\n\n## API\n\napi figures stay here\n", encoding="utf-8")
     args = ["bench", "stream", "--store", str(model_store), "--events", "3000", "--repeats", "1"]
-    args += ["--variants", "raw,native", "--latency-rates", "500", "--latency-seconds", "4"]
+    args += ["--variants", "raw,native,native-reasons", "--latency-rates", "500", "--latency-seconds", "4"]
     args += ["--latency-repeats", "2", "--write-docs", str(docs)]
 
     result = CliRunner().invoke(churn, args, env={"CHURN_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap})
@@ -33,5 +33,8 @@ def test_bench_stream_measures_throughput_and_latency_and_writes_its_section(
     cells = [cell.strip() for cell in native.strip("|").split("|")]
     assert float(cells[1].replace(",", "")) > 0
     assert re.fullmatch(r"[\d.]+ / [\d.]+ \([\d.]+, [\d.]+\)", cells[4]), cells[4]
+    explained = next(line for line in text.splitlines() if line.startswith("| native scorer with reason"))
+    assert float(explained.strip("|").split("|")[1].replace(",", "")) > 0
+    assert re.search(r"native with reasons / native: \*\*[\d.]+\*\*", text)
     raw = next(line for line in text.splitlines() if line.startswith("| raw ceiling"))
     assert raw.rstrip().endswith("| n/a |")

@@ -13,8 +13,12 @@ except the queries of the Kafka lag exporter's series (``promql.LAG_EXPORTER_SER
 ``kafka-exporter``): that Go binary cannot run here, so no live series exist for them.
 tests/unit/test_monitoring_prometheus.py serves those series under the exporter's names and
 labels and checks those queries return data; CI's compose smoke test checks the real exporter.
+The same holds for the series that appear only after an incident (``promql.EVENT_SERIES``,
+delivery retries): their queries must be accepted here, and return data in that unit test.
 * the sum of ``churn_predictions_total`` equals the predictions on the topic, and the quality
-  job labelled every one of them.
+  job labelled every one of them;
+* the sum of ``churn_api_requests_total`` for /predict equals the requests sent, whichever of
+  the two API workers served them, and every component reports ``process_*`` series.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ def from_lag_exporter(expr: str) -> bool:
     return 'job="kafka-exporter"' in expr or (bool(names) and names <= set(promql.LAG_EXPORTER_SERIES))
 
 
+def after_an_event(expr: str) -> bool:
+    """Whether a query reads only series that appear after an incident (``promql.EVENT_SERIES``)."""
+    names = promql.metric_names(expr)
+    return bool(names) and names <= set(promql.EVENT_SERIES)
+
+
 def _http(method: str, url: str, body: bytes | None = None) -> int:
     request = urllib.request.Request(
         url, data=body, method=method, headers={"Content-Type": "application/json"}
@@ -68,7 +78,9 @@ def api_process(model_store: Path, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
     process = subprocess.Popen(
-        [CHURN, "api", "--port", str(port), "--store", str(model_store)], stdout=log, stderr=subprocess.STDOUT
+        [CHURN, "api", "--port", str(port), "--store", str(model_store), "--workers", "2"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -166,9 +178,12 @@ def _check_the_live_stack(
         "total_charges": 402.5,
     }
     deadline = time.monotonic() + EVENTS / RATE + 5
+    api_ok = api_invalid = 0
     while time.monotonic() < deadline:
         assert _http("POST", f"{api_process}/predict", json.dumps(customer).encode()) == 200
+        api_ok += 1
         assert _http("POST", f"{api_process}/predict", b'{"tenure": -1}') == 422
+        api_invalid += 1
         assert _http("GET", f"{api_process}/health") == 200
         time.sleep(0.1)
     assert producer.wait(timeout=60) == 0, (tmp_path / "producer.log").read_text()
@@ -188,9 +203,10 @@ def _check_the_live_stack(
     exporter_only = [q for q in queries if from_lag_exporter(q.expr)]
     assert len(exporter_only) == 3, [q.source for q in exporter_only]  # the broker-view panels
     for query in queries:
-        if query in exporter_only:
-            continue
         expr = promql.for_prometheus(query.expr, interval="10s", range_="1m")
+        if query in exporter_only or after_an_event(query.expr):
+            prom.query(expr)  # accepted by the real server
+            continue
         try:
             prom.wait_for(expr, timeout=20)
         except Exception as error:  # collect every panel that stays empty, not just the first
@@ -202,7 +218,7 @@ def _check_the_live_stack(
         prom.query(promql.for_prometheus(query.expr))  # accepted by the real server
         if from_lag_exporter(query.expr):
             continue
-        for name in promql.metric_names(query.expr):
+        for name in promql.metric_names(query.expr) - set(promql.EVENT_SERIES):
             assert prom.wait_for(name, timeout=10), f"{query.source}: no data for {name}"
     deadline = time.monotonic() + 30
     while True:
@@ -217,4 +233,21 @@ def _check_the_live_stack(
     while (counted := prom.value("sum(churn_predictions_total)")) != written:
         assert time.monotonic() < deadline, f"churn_predictions_total={counted}, topic holds {written}"
         time.sleep(0.5)
+    # Each request is its own connection, so both API workers answer some: the sum is still exact.
+    deadline = time.monotonic() + 20
+    api_counts = (
+        ('sum(churn_api_requests_total{route="/predict",status="200"})', api_ok),
+        (
+            'sum(churn_api_requests_total{route="/predict",status="422"})',
+            api_invalid,
+        ),
+    )
+    for expr, sent in api_counts:
+        while (counted := prom.value(expr)) != sent:
+            assert time.monotonic() < deadline, f"{expr}={counted}, sent {sent}"
+            time.sleep(0.5)
+    for job in ("churn-scorer", "churn-api", "churn-quality"):
+        assert prom.value(f'count(process_resident_memory_bytes{{job="{job}"}} > 0)') >= 1, job
+        assert prom.query(f'process_cpu_seconds_total{{job="{job}"}}'), job
+    assert prom.value('count(process_resident_memory_bytes{job="churn-api"})') == 3  # supervisor + 2 workers
     assert scorer.running() and quality.running()

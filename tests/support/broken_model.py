@@ -21,7 +21,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.pipeline import Pipeline
 
 from models.encoding import FeatureEncoder, feature_names
-from models.registry import MANIFEST_FILE, MODEL_FILE, ModelRegistry
+from models.registry import MANIFEST_FILE, ModelRegistry
+from models.store import LEGACY_MODEL_FILE
 
 TENURE_COLUMN = feature_names().index("tenure")
 
@@ -66,6 +67,7 @@ def save_broken_version(
     version = f"{base}-{name}"
     manifest = {k: v for k, v in loaded.manifest.items() if k != "sha256"}
     with registry.stage(version) as folder:
-        joblib.dump(pipeline, folder / MODEL_FILE)
+        # A pickle: the failing wrapper is a test class, which skops would not trust.
+        joblib.dump(pipeline, folder / LEGACY_MODEL_FILE)
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return version

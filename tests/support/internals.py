@@ -24,6 +24,8 @@ _ROOTS = (
     "private", "Users", "models", "data", "app", "lib", "sys", "dev",
 )  # fmt: skip
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:" + "|".join(_ROOTS) + r")/|[A-Za-z]:\\\\|site-packages")
+#: Content types of static files, whose bytes the service did not produce.
+STATIC_TYPES = ("text/javascript", "application/javascript", "text/css", "image/")
 TRACE = re.compile(r"Traceback \(most recent call last\)|File \"")
 #: A hash printed elided, the way a sha256 prefix leaked before: "69e3312d80be...".
 ELIDED_HEX = re.compile(r"[0-9a-f]{8,}\.\.\.")
@@ -60,6 +62,8 @@ class ResponseLog:
     seen: list[tuple[str, int, str]] = field(default_factory=list)
 
     def record(self, response: httpx.Response) -> None:
+        if response.headers.get("content-type", "").startswith(STATIC_TYPES):
+            return  # a packaged file served as it is (the docs' Swagger UI and ReDoc), not an answer
         try:
             body = response.content.decode("utf-8", "replace")
         except httpx.ResponseNotRead:

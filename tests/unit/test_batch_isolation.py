@@ -182,10 +182,10 @@ def test_a_prediction_that_cannot_be_written_is_an_internal_error_the_others_are
     bad_id = events[2]["event_id"]
     real = batch.prediction_payloads
 
-    def refuses(ids: Sequence[str], *args: Any) -> list[dict[str, Any]]:
+    def refuses(ids: Sequence[str], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if bad_id in ids:
             raise TypeError("cannot write this one")
-        return real(ids, *args)
+        return real(ids, *args, **kwargs)
 
     monkeypatch.setattr(batch, "prediction_payloads", refuses)
     result = score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)

@@ -39,6 +39,23 @@ def test_the_report_has_one_column_per_latency_rate_and_the_same_run_ratios() ->
     assert "Faust scorer / Faust floor: 0.86" in text  # 12,000 / 14,000
 
 
+def test_the_report_gives_the_cost_of_reasons_and_of_unpinned_thread_pools() -> None:
+    results: dict[str, list[dict[str, float]]] = {
+        "native": [{"rate": 40_000.0, "rss_mb": 190.0}],
+        "native-reasons": [{"rate": 30_000.0, "rss_mb": 195.0}],
+        "native-threads": [{"rate": 32_000.0, "rss_mb": 190.0}],
+        "scorer": [{"rate": 10_000.0, "rss_mb": 220.0}],
+        "scorer-reasons": [{"rate": 9_000.0, "rss_mb": 225.0}],
+    }
+    latency = {("native", 1000.0): [_lat(5.0, 10.0)]}
+    text = render_report(results, latency, 50_000, 1, {}, "machine", "broker", Settings())
+    assert "native with reasons / native: **0.75** (bar: at least 0.7)" in text
+    assert "Faust with reasons / Faust scorer: 0.90" in text
+    assert "/ not pinned: 1.25" in text
+    row = next(line for line in text.splitlines() if line.startswith("| native scorer with reason codes"))
+    assert row.rstrip().endswith("| not measured |")  # no latency run, but it writes predictions
+
+
 def test_without_latency_runs_the_table_has_no_empty_column() -> None:
     results = {"native": [{"rate": 1.0, "rss_mb": 1.0}]}
     text = render_report(results, {}, 1, 1, {}, "machine", "broker", Settings())

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from config.settings import Settings
+from monitoring import prometheus_config
 from tests.support.deploy_files import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -35,15 +36,21 @@ from tests.support.deploy_files import (
     tool,
 )
 
-CHURN_SERVICES = ("trainer", "scorer", "api", "producer")
-SERVING = ("scorer", "api")
+CHURN_SERVICES = ("trainer", "scorer", "api", "quality", "producer")
+SERVING = ("scorer", "api", "quality")
 #: Host ports of DESIGN.md: API 8000, scorer 6066 (not published: scalable), Kafka 9092,
 #: Prometheus 9090, Grafana 3000; and Alertmanager's 9093.
 PUBLISHED = {"api": 8000, "kafka": 9092, "prometheus": 9090, "grafana": 3000, "alertmanager": 9093}
 SCORER_PORT = 6066
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 #: Image target of each churn service, and the images' final targets.
-TARGETS = {"trainer": "training", "scorer": "scorer", "api": "api", "producer": "serving"}
+TARGETS = {
+    "trainer": "training",
+    "scorer": "scorer",
+    "api": "api",
+    "quality": "scorer",
+    "producer": "serving",
+}
 FINAL_TARGETS = ("serving", "training", "scorer", "api")
 DIGEST_BASE = re.compile(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}")
 
@@ -148,6 +155,30 @@ def test_the_api_listens_beyond_loopback_only_with_a_key(services: dict[str, dic
     key_file = api["environment"]["CHURN_API_KEY_FILE"]
     assert key_file == "/run/secrets/api_key"
     assert "api_key" in api["secrets"]
+    assert "CHURN_API_ALLOW_UNAUTHENTICATED" not in api["environment"]
+
+
+def test_models_are_signed_and_verified(services: dict[str, dict[str, Any]]) -> None:
+    """The trainer signs, every process that loads a model verifies; the producer has no key."""
+    for name in ("trainer", *SERVING):
+        env = services[name]["environment"]
+        assert env["CHURN_MODEL_SIGNING_KEY_FILE"] == "/run/secrets/model_signing_key", name
+        assert "model_signing_key" in services[name]["secrets"], name
+    assert "CHURN_MODEL_SIGNING_KEY_FILE" not in services["producer"]["environment"]
+    assert "model_signing_key" not in services["producer"].get("secrets", [])
+
+
+def test_the_quality_job_runs_once_probed_and_scraped(services: dict[str, dict[str, Any]]) -> None:
+    quality = services["quality"]
+    assert quality["command"] == ["quality"]
+    assert "deploy" in quality and "replicas" not in quality["deploy"], "one instance per consumer group"
+    port = int(quality["environment"]["CHURN_QUALITY_WEB_PORT"])
+    assert quality["environment"]["CHURN_QUALITY_WEB_HOST"] == "0.0.0.0"
+    assert quality["expose"] == [str(port)] and not published(quality)
+    assert quality["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/health/ready"
+    scrape = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == prometheus_config.QUALITY_JOB]
+    assert job["static_configs"][0]["targets"] == [f"quality:{port}"]
 
 
 def test_secrets_are_files_never_environment_values(
@@ -262,7 +293,7 @@ def test_churn_services_build_their_role_target(services: dict[str, dict[str, An
         assert build["target"] == target, name
         assert target in stages, f"{name}: no stage {target!r} in the Dockerfile"
     images = {services[name]["image"] for name in TARGETS}
-    assert len(images) == len(TARGETS), "one image name per target"
+    assert len(images) == len(set(TARGETS.values())), "one image name per target"
 
 
 # --- health and start order ------------------------------------------------------------

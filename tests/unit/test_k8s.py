@@ -39,7 +39,13 @@ CUSTOM_KINDS = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 }
 POD_OWNERS = ("Deployment", "Job", "CronJob")
-SERVING = {"churn-scorer": "churn-stream-scorer", "churn-api": "churn-stream-api"}
+SERVING = {
+    "churn-scorer": "churn-stream-scorer",
+    "churn-api": "churn-stream-api",
+    "churn-quality": "churn-stream-scorer",
+}
+#: Runs exactly once per consumer group: a fixed replica count, replaced (not rolled).
+SINGLETONS = ("churn-quality",)
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
@@ -204,9 +210,13 @@ def test_model_store_is_read_only_in_serving_pods(rendered: list[dict[str, Any]]
 def test_serving_deployments_probe_liveness_and_readiness(rendered: list[dict[str, Any]]) -> None:
     deployments = by_kind(rendered, "Deployment")
     assert set(deployments) == set(SERVING)
-    ports = {"churn-scorer": ("web", 6066), "churn-api": ("http", 8000)}
+    ports = {"churn-scorer": ("web", 6066), "churn-api": ("http", 8000), "churn-quality": ("web", 6067)}
     for name, deployment in deployments.items():
-        assert "replicas" not in deployment["spec"], f"{name}: the autoscaler owns the replica count"
+        if name in SINGLETONS:
+            assert deployment["spec"]["replicas"] == 1, name
+            assert deployment["spec"]["strategy"] == {"type": "Recreate"}, name
+        else:
+            assert "replicas" not in deployment["spec"], f"{name}: the autoscaler owns the replica count"
         (container,) = pod_spec(deployment)["containers"]
         assert container["image"].split("/")[-1].startswith(SERVING[name] + ":"), container["image"]
         port_name, number = ports[name]
@@ -265,6 +275,16 @@ def test_secret_settings_are_files_of_mounted_secrets(rendered: list[dict[str, A
                 assert key in secrets[secret["secretName"]]["data"], (env["name"], key)
     api = pod_spec(by_kind(rendered, "Deployment")["churn-api"])["containers"][0]
     assert {e["name"] for e in api["env"]} >= {"CHURN_API_KEY_FILE"}, "the API always has a key"
+    for doc in workloads(rendered):  # the trainer signs, every pod that loads a model verifies
+        (container,) = pod_spec(doc)["containers"]
+        assert "CHURN_MODEL_SIGNING_KEY_FILE" in {e["name"] for e in container.get("env", [])}, doc[
+            "metadata"
+        ]
+    values = config(rendered)
+    if values.get("CHURN_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL"):
+        for name in ("churn-scorer", "churn-quality"):  # the Kafka clients
+            (container,) = pod_spec(by_kind(rendered, "Deployment")[name])["containers"]
+            assert "CHURN_KAFKA_SASL_PASSWORD_FILE" in {e["name"] for e in container["env"]}, name
 
 
 def test_secret_files_are_never_committed() -> None:
@@ -314,6 +334,7 @@ def test_disruption_budgets_and_services_select_the_right_pods(rendered: list[di
         labels = pod_labels(deployments[name])
         assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items(), name
     assert budgets["churn-scorer"]["spec"]["maxUnavailable"] == 1
+    assert budgets["churn-quality"]["spec"]["maxUnavailable"] == 1
     assert budgets["churn-api"]["spec"]["minAvailable"] == 1
     assert by_kind(rendered, "HorizontalPodAutoscaler")["churn-api"]["spec"]["minReplicas"] >= 1
     service = by_kind(rendered, "Service")["churn-api"]
@@ -326,18 +347,24 @@ def test_prometheus_operator_scrapes_under_the_alerts_job_names(tree: Path) -> N
     assert not by_kind(kustomize(tree / "overlays" / "dev"), "PodMonitor")
     rendered = kustomize(tree / "overlays" / "prod")
     deployments = by_kind(rendered, "Deployment")
-    (pod_monitor,) = by_kind(rendered, "PodMonitor").values()
-    labels = pod_labels(deployments["churn-scorer"])
-    assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    assert labels[pod_monitor["spec"]["jobLabel"]] == prometheus_config.SCORER_JOB
-    assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "web"
+    pod_monitors = by_kind(rendered, "PodMonitor")
+    assert set(pod_monitors) == {"churn-scorer", "churn-quality"}
+    for name, job in (
+        ("churn-scorer", prometheus_config.SCORER_JOB),
+        ("churn-quality", prometheus_config.QUALITY_JOB),
+    ):
+        pod_monitor = pod_monitors[name]
+        labels = pod_labels(deployments[name])
+        assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        assert labels[pod_monitor["spec"]["jobLabel"]] == job
+        assert pod_monitor["spec"]["podMetricsEndpoints"][0]["port"] == "web"
+        assert pod_monitor["spec"]["podMetricsEndpoints"][0]["path"] == prometheus_config.METRICS_PATH
     (service_monitor,) = by_kind(rendered, "ServiceMonitor").values()
     service = by_kind(rendered, "Service")["churn-api"]
     assert service_monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert service["metadata"]["labels"][service_monitor["spec"]["jobLabel"]] == prometheus_config.API_JOB
     assert service_monitor["spec"]["endpoints"][0]["port"] == "http"
-    for endpoint in (pod_monitor["spec"]["podMetricsEndpoints"][0], service_monitor["spec"]["endpoints"][0]):
-        assert endpoint["path"] == prometheus_config.METRICS_PATH
+    assert service_monitor["spec"]["endpoints"][0]["path"] == prometheus_config.METRICS_PATH
 
 
 def test_namespaces_enforce_the_restricted_pod_security_profile(rendered: list[dict[str, Any]]) -> None:

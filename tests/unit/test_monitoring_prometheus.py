@@ -44,6 +44,7 @@ EXPECTED_ACTIVE = {
     "ChurnApiErrorRateHigh",
     "ChurnPredictionDrift",
     "ChurnModelReloadFailed",
+    "ChurnDeliveryRetriesHigh",
 }
 EXPECTED_QUIET = {
     "ChurnBrokerDown",
@@ -60,6 +61,8 @@ EXPECTED_QUIET = {
     "ChurnQualityJobDown",
     "ChurnModelFallback",
     "ChurnPartitionStalled",
+    "ChurnScorerNotReady",
+    "ChurnQualityJobNotReady",
 }
 
 
@@ -115,6 +118,8 @@ def feed_quality(q: QualityMetrics, rng: random.Random) -> None:
     q.predictions_tracked.set(1200)
     q.outcomes_pending.set(30)
     q.ready.set(1)
+    for condition in ("assignment", "recovery"):
+        q.condition.labels(condition=condition).set(1)
     for labels in (
         {"model_version": "v1", "role": "champion"},
         {"model_version": "v2", "role": "challenger"},
@@ -143,10 +148,19 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
     s.partition_stalled.labels(topic="customer-events", partition="0").set(0)
     s.partition_stalled.labels(topic="customer-events", partition="1").set(0)
     s.stall_recoveries.labels(topic="customer-events", partition="1", action="seek").inc()
+    # Ready; every delivery succeeds, some only after a retry (20 records/s, over the warning line).
+    s.scorer_ready.set(1)
+    for condition in ("model", "assignment", "broker", "delivery", "scoring", "stall"):
+        s.scorer_condition.labels(condition=condition).set(1)
+    s.delivery_failing.set(0)
+    s.scoring_paused.set(0)
+    s.model_fallback.set(0)
+    a.model_fallback.set(0)
     while not stop.wait(0.05):
         feed_quality(ex.quality, rng)
         batch = 10
         s.events_consumed.labels(topic="customer-events").inc(batch)
+        s.delivery_retries.labels(topic="churn-predictions", reason="_MSG_TIMED_OUT").inc()
         s.dead_letters.labels(error_type="validation").inc(1)
         s.batch_size.observe(batch - 1)
         s.inference_latency.observe(rng.uniform(0.0002, 0.002))

@@ -16,6 +16,7 @@ from schemas import (
     ChurnPrediction,
     CustomerEvent,
     DeadLetter,
+    Reason,
     prediction_payloads,
 )
 from schemas.features import TELCO_ALIASES
@@ -249,7 +250,40 @@ def test_prediction_payloads_validate_as_churn_predictions() -> None:
         ["e-1"], ["c-1"], [event_time.isoformat()], [0.1], 0.5, "v1", scored_at.isoformat()
     )
     assert orjson.dumps(as_text[0]) == orjson.dumps(payloads[0])
-    assert list(payloads[0]) == list(ChurnPrediction.model_fields)
+    assert list(payloads[0]) == [f for f in ChurnPrediction.model_fields if not f.startswith("reasons")]
+
+
+def test_prediction_payloads_with_reasons_validate_as_churn_predictions() -> None:
+    scored_at = datetime(2026, 11, 26, 7, 0, 1, tzinfo=UTC)
+    reasons: list[list[dict[str, Any]]] = [
+        [{"feature": "contract", "value": "Month-to-month", "contribution": 0.75}],
+        [
+            {"feature": "tenure", "value": 2, "contribution": 0.5},
+            {"feature": "total_charges", "value": None, "contribution": -0.25},
+        ],
+    ]
+    payloads = prediction_payloads(
+        ["e-1", "e-2"], ["c-1", "c-2"], [None, None], [0.7, 0.2], 0.5, "v1", scored_at, reasons=reasons
+    )
+    predictions = [ChurnPrediction.model_validate_json(orjson.dumps(p)) for p in payloads]
+    assert [[r.model_dump() for r in p.reasons or []] for p in predictions] == reasons
+    assert all(p.reasons_unavailable is None for p in predictions)
+
+    unavailable = prediction_payloads(
+        ["e-1"], ["c-1"], [None], [0.7], 0.5, "v1", scored_at, reasons_unavailable="a random forest"
+    )
+    (prediction,) = [ChurnPrediction.model_validate(p) for p in unavailable]
+    assert unavailable[0]["reasons"] is None and prediction.reasons_unavailable == "a random forest"
+
+    with pytest.raises(ValueError, match="zip"):  # one list of reasons per prediction
+        prediction_payloads(["e-1"], ["c-1"], [None], [0.7], 0.5, "v1", scored_at, reasons=reasons)
+
+
+def test_a_reason_refuses_a_non_finite_contribution_or_a_nested_value() -> None:
+    with pytest.raises(ValidationError, match="finite"):
+        Reason.model_validate({"feature": "tenure", "value": 2, "contribution": float("nan")})
+    with pytest.raises(ValidationError):
+        Reason.model_validate({"feature": "tenure", "value": [2], "contribution": 0.1})
 
 
 def test_prediction_payloads_refuse_columns_of_different_lengths() -> None:
