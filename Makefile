@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 STORE  ?= model-store
 
-.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets soak mlserver-venv
+.PHONY: run test install sysdeps model lint format pytest fuzz clean lock secrets soak mlserver-venv mutation
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ test: sysdeps lint pytest
 MINUTES ?= 10
 fuzz: install
 	$(BIN)/pytest tests/unit/test_fuzz_batch.py -k fuzz_for_minutes --fuzz-minutes $(MINUTES) -s
+# Mutation testing of the delivery core (docs/reliability.md#mutation-testing), long: `make mutation`,
+# or some modules: `make mutation MUTATE="kafka_io/sink.py scorer/batch.py"`. Report: build/mutation/report.md
+MUTATE ?=
+mutation: install
+	$(BIN)/python -m tests.mutation.run $(MUTATE)
 # The long soak of docs/benchmarks.md: 10 minutes at 4,000 events/s beside each engine (~25 min).
 soak: model
 	$(BIN)/churn bench soak --minutes 10 --rate 4000 --engine both --store $(STORE) --write-docs docs/benchmarks.md

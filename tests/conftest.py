@@ -30,6 +30,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0.0,
         help="Run the fuzz_long tests for this many minutes (they are deselected without it).",
     )
+    parser.addoption(
+        "--model-store-cache",
+        type=Path,
+        default=None,
+        help="Train the `model_store` fixture's model into this directory once and reuse it in later "
+        "sessions (mutation testing runs one short session per mutant).",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -100,11 +107,14 @@ def kafka(kafka_bootstrap: str) -> KafkaTools:
 
 
 @pytest.fixture(scope="session")
-def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def model_store(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """A store with one small promoted model (spline logistic on 2,000 synthetic rows)."""
     from training.run import TrainConfig, train
 
-    store = tmp_path_factory.mktemp("store")
+    cache: Path | None = pytestconfig.getoption("--model-store-cache")
+    if cache is not None and (cache / "CURRENT").is_file():
+        return cache
+    store = cache if cache is not None else tmp_path_factory.mktemp("store")
     train(TrainConfig(store=store, candidates=["spline_logistic"], plots=False, rows=2000))
     return store
 

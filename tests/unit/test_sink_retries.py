@@ -213,3 +213,101 @@ def test_wait_async_reports_failing_and_recovery_too() -> None:
 )
 def test_classification(error: KafkaError, kind: str) -> None:
     assert classify(error) == kind
+
+
+# -- exact limits and what the hooks and errors say -------------------------------------------------
+
+
+def test_failing_is_reported_only_past_the_limit_and_says_what_is_pending_and_why() -> None:
+    heard = Heard()
+    sink = _sink(ScriptedProducer(lambda n, topic: None), heard, delivery_failing_after_s=5.0)
+    sink._check_failing(since=10.0, pending=4, now=15.0)  # exactly at the limit: not yet
+    assert heard.failing == []
+    sink._check_failing(since=10.0, pending=4, now=15.5)
+    assert heard.failing == [
+        (True, "4 output records unacknowledged for 6 s (last error: no error reported yet)")
+    ]
+    sink._check_failing(since=10.0, pending=4, now=30.0)
+    assert len(heard.failing) == 1  # told once
+
+
+def test_after_a_recovery_the_next_failing_report_does_not_repeat_the_old_error() -> None:
+    timed_out = KafkaError(KafkaError._MSG_TIMED_OUT)
+    producer = ScriptedProducer(lambda n, topic: timed_out if n == 1 else None)
+    heard = Heard()
+    sink = _sink(producer, heard, delivery_failing_after_s=0.2)
+    assert sink.submit([("dlq", RECORDS[:1])]).wait() == 1
+    assert heard.failing[0][0] is True
+    assert "last error: _MSG_TIMED_OUT on dlq" in heard.failing[0][1]
+    assert heard.failing[-1] == (False, "")
+    assert sink.failing is False
+    sink._check_failing(since=producer.now, pending=1, now=producer.now + 1.0)
+    assert heard.failing[-1][1].endswith("(last error: no error reported yet)")
+
+
+def test_a_batch_over_several_topics_is_acknowledged_as_a_whole() -> None:
+    producer = ScriptedProducer(lambda n, topic: None)
+    delivery = _sink(producer, Heard()).submit(
+        [("predictions", RECORDS[:2]), ("dlq", []), ("dlq", RECORDS[2:])]
+    )
+    assert delivery.total == 3
+    assert delivery.wait() == 3
+
+
+def test_a_record_refused_at_produce_names_its_topic_and_error() -> None:
+    too_large = KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    sink = _sink(ScriptedProducer(lambda n, topic: too_large), Heard())
+    with pytest.raises(PermanentDeliveryError) as raised:
+        sink.submit([("dlq", RECORDS[:1])])
+    assert raised.value.topic == "dlq"
+    assert raised.value.error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_a_permanent_error_without_advice_points_at_the_logs() -> None:
+    error = KafkaError(KafkaError.INVALID_PARTITIONS)
+    exc = PermanentDeliveryError("predictions", error)
+    assert exc.error is error
+    assert str(exc).startswith("delivery to predictions failed permanently: ")
+    assert str(exc).endswith("; see the broker's and the client's logs")
+
+
+def test_the_producer_reports_failures_only_and_times_out_records_at_the_delivery_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr("kafka_io.sink.Producer", lambda options: seen.append(options) or object())
+    DeliverySink(Settings(delivery_timeout_s=7.5))
+    [options] = seen
+    assert options["delivery.report.only.error"] is True
+    assert options["message.timeout.ms"] == 7500
+    assert options["client.id"] == "churn-scorer"
+    assert options["linger.ms"] == 1
+
+
+def test_the_log_says_what_failed_what_recovered_and_what_is_left_at_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    timed_out = KafkaError(KafkaError._MSG_TIMED_OUT)
+    producer = ScriptedProducer(lambda n, topic: timed_out if n == 1 else None)
+    sink = _sink(producer, Heard(), delivery_failing_after_s=0.2)
+    with caplog.at_level(logging.INFO, logger="kafka_io.sink"):
+        sink.submit([("dlq", RECORDS[:1])]).wait()
+        producer.flush = lambda timeout=0.0: 2  # type: ignore[method-assign]
+        sink.close(timeout=0.1)
+        with pytest.raises(PermanentDeliveryError):
+            raise sink._permanent("predictions", KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(
+        line.startswith("delivery failed for 1 records (first: topic=dlq error=Local: Message timed out)")
+        for line in lines
+    ), lines
+    assert any(line.startswith("delivery failing: 1 output records unacknowledged for") for line in lines), (
+        lines
+    )
+    assert "delivery recovered: every output record is acknowledged again" in lines
+    assert "2 produced records were not acknowledged at close" in lines
+    assert any(
+        line.startswith("delivery to predictions failed permanently")
+        and line.endswith("; stopping without committing the failed batch or any after it")
+        for line in lines
+    ), lines

@@ -1,0 +1,1 @@
+"""Mutation testing of the delivery core: the runner of `make mutation`, its CI run, the equivalents."""
