@@ -290,7 +290,9 @@ class LookupWatch:
     partition in time: the wait should go up now, not after the partitions have stalled.
     The baseline is the fastest lookup seen (round trip and fixed costs): on Apache Kafka,
     whose lookups do not grow with the partition, this does not fire; a few milliseconds
-    of jitter on a slow link do not double a lookup.
+    of jitter on a slow link do not double a lookup. A caller that times its partitions
+    one by one gives the slowest as the round's lookup and the fastest for the baseline, so
+    that one long partition shows even when it was long from the first round on.
     """
 
     def __init__(self, rounds: int = 3, share: float = 0.5) -> None:
@@ -299,10 +301,11 @@ class LookupWatch:
         self.baseline_s: float | None = None
         self._streak = 0
 
-    def observe(self, lookup_s: float, partitions: int, wait_ms: int) -> bool:
+    def observe(self, lookup_s: float, partitions: int, wait_ms: int, fastest_s: float | None = None) -> bool:
         """One round's lookup time per partition; True when the wait should go up now."""
-        if self.baseline_s is None or lookup_s < self.baseline_s:
-            self.baseline_s = lookup_s
+        fastest = lookup_s if fastest_s is None else min(fastest_s, lookup_s)
+        if self.baseline_s is None or fastest < self.baseline_s:
+            self.baseline_s = fastest
         needed_ms = 1000 * partitions * (lookup_s - self.baseline_s)
         grown = needed_ms > self.share * wait_ms and lookup_s >= 2 * self.baseline_s
         self._streak = self._streak + 1 if grown else 0

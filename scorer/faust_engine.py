@@ -268,17 +268,23 @@ class FaustEngine:
         if not assigned:
             self._fresh_highs = {}
             return
-        started = time.perf_counter()
-        try:
-            answer = await asyncio.wait_for(
-                self.app.consumer.highwaters(*(FaustTP(t, p) for t, p in assigned)), timeout=10
-            )
-        except Exception as exc:  # the broker watch reports an unreachable broker
-            log.debug("high watermark query failed: %s", exc)
-            return
-        self._fresh_highs = {(tp.topic, tp.partition): int(high) for tp, high in answer.items()}
-        per_partition = (time.perf_counter() - started) / len(assigned)
-        wait = self.stalls.ahead([(per_partition, len(assigned))])
+        # One query per partition, each timed: a partition whose lookup has grown shows beside
+        # the others even when it was long from the start (kafka_io.stall.LookupWatch).
+        fresh: dict[TP, int] = {}
+        took: list[float] = []
+        for topic, partition in assigned:
+            started = time.perf_counter()
+            try:
+                answer = await asyncio.wait_for(
+                    self.app.consumer.highwaters(FaustTP(topic, partition)), timeout=10
+                )
+            except Exception as exc:  # the broker watch reports an unreachable broker
+                log.debug("high watermark query failed: %s", exc)
+                return
+            took.append(time.perf_counter() - started)
+            fresh.update({(tp.topic, tp.partition): int(high) for tp, high in answer.items()})
+        self._fresh_highs = fresh
+        wait = self.stalls.ahead([(max(took), len(assigned), min(took))])
         if wait is not None and not self.fetch_wait.raise_to(wait):
             log.info("no running fetcher to raise: the consumer starts with %d ms", wait)
 

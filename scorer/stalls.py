@@ -95,11 +95,12 @@ class StallGuard:
         steps = self.detector.steps
         return Plan(seek=[tp for tp in due if steps(tp) == 0], escalate=[tp for tp in due if steps(tp) > 0])
 
-    def ahead(self, lookups: Iterable[tuple[float, int]]) -> int | None:
+    def ahead(self, lookups: Iterable[tuple[float, int] | tuple[float, int, float]]) -> int | None:
         """A longer fetch wait to use now, or None: ``lookups`` are ``(seconds per partition,
-        partitions)`` of the watermark query rounds since the last call."""
-        for seconds, partitions in lookups:
-            if not self.lookups.observe(seconds, partitions, self.fetch_wait.current):
+        partitions)`` of the watermark query rounds since the last call, or ``(slowest
+        partition's seconds, partitions, fastest partition's seconds)`` where each was timed."""
+        for seconds, partitions, *fastest in lookups:
+            if not self.lookups.observe(seconds, partitions, self.fetch_wait.current, *fastest):
                 continue
             previous = self.fetch_wait.current
             wait = self.fetch_wait.raise_wait()

@@ -346,3 +346,13 @@ def test_guard_raises_the_wait_ahead_of_a_stall_and_shows_it() -> None:
     assert metrics.registry.get_sample_value("churn_fetch_wait_ms") == 100
     assert guard.ahead([(0.05, 4)] * 3) == 400  # the cap of this guard
     assert guard.ahead([(0.5, 4)] * 3) is None
+
+
+def test_a_partition_long_from_the_first_round_shows_beside_the_fastest() -> None:
+    """Timed one by one, the slowest partition is compared with the fastest, not with itself."""
+    averaged, per_partition = LookupWatch(), LookupWatch()
+    said_averaged = [averaged.observe(0.006, 4, 25) for _ in range(5)]
+    said_timed = [per_partition.observe(0.020, 4, 25, fastest_s=0.001) for _ in range(3)]
+    assert not any(said_averaged)  # the same slow lookup every round: no growth seen
+    assert said_timed == [False, False, True]  # 4 x 19 ms > half of 25 ms, three rounds in a row
+    assert per_partition.baseline_s == 0.001
