@@ -158,13 +158,13 @@ class FaustEngine:
     def serve(self) -> None:
         """Run the worker in this process until SIGTERM/SIGINT; it exits via SystemExit.
 
-        A :class:`PermanentDeliveryError` that crashed the worker is raised again (Faust's
-        worker turns every crash into exit code 1), so ``churn score`` exits as the native
-        engine does.
+        A :class:`PermanentDeliveryError` that crashed the worker is raised again, so that
+        ``churn score`` exits as the native engine does: Faust's worker turns a crash into exit
+        code 1, or re-raises whatever crashed last (the agent cancelled by the first crash).
         """
         try:
             run_worker(self.app, self.settings.log_level)
-        except SystemExit:
+        except BaseException:
             if isinstance(self.delivery_error, PermanentDeliveryError):
                 raise self.delivery_error from None
             raise
