@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,9 +119,17 @@ def split_window(frame: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.
 
 
 def retrain(
-    frame: pd.DataFrame, registry: ModelRegistry, config: RetrainConfig, *, source: Mapping[str, Any]
+    frame: pd.DataFrame,
+    registry: ModelRegistry,
+    config: RetrainConfig,
+    *,
+    source: Mapping[str, Any],
+    trigger: Sequence[Mapping[str, Any]] = (),
 ) -> RetrainResult:
-    """Train on ``frame`` (from :func:`last_seen`), evaluate, gate, record; see the module docstring."""
+    """Train on ``frame`` (from :func:`last_seen`), evaluate, gate, record; see the module docstring.
+
+    ``trigger``: what asked for this run (the alerts of ``churn retrain --listen``), kept in the evidence.
+    """
     champion = registry.current()
     train_rows, window = split_window(frame, config.holdout) if len(frame) >= 2 else (frame, frame.iloc[:0])
     evidence: dict[str, Any] = {
@@ -132,6 +140,8 @@ def retrain(
         "holdout": config.holdout,
         "champion": champion,
     }
+    if trigger:
+        evidence["trigger"] = [dict(t) for t in trigger]
     if champion is None:
         return _skip(registry, "no champion to compare with: train and promote one first", evidence)
     if len(train_rows) < config.min_train_rows or len(window) < config.min_pairs:
