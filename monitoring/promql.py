@@ -167,11 +167,16 @@ def exported_series() -> dict[str, frozenset[str]]:
     return series
 
 
-def _families(metrics: ScorerMetrics | ApiMetrics | QualityMetrics) -> list[tuple[str, str, frozenset[str]]]:
-    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics/QualityMetrics."""
+def _families(metrics: object) -> list[tuple[str, str, frozenset[str]]]:
+    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics/QualityMetrics,
+    and of the metric groups they hold (the scorer's and the API's ShadowMetrics)."""
     out: list[tuple[str, str, frozenset[str]]] = []
+    assert dataclasses.is_dataclass(metrics)
     for field in dataclasses.fields(metrics):
         metric = getattr(metrics, field.name)
+        if dataclasses.is_dataclass(metric):
+            out.extend(_families(metric))
+            continue
         if isinstance(metric, BatchHistogram):  # label-less, described like any collector
             out.extend((family.name, family.type, frozenset()) for family in metric.describe())
             continue
