@@ -53,6 +53,18 @@ LAG_EXPORTER_SERIES: dict[str, frozenset[str]] = {
 EVENT_SERIES: dict[str, str] = {
     "churn_delivery_retries_total": "the first output record produced again after a retriable delivery error",
 }
+#: Series a scorer or the API exports only while a challenger is set (``churn models promote
+#: VERSION --challenger``, docs/mlops.md); failures only once it failed. The live-stack test runs
+#: no challenger, so it checks that the queries reading only these are accepted;
+#: tests/unit/test_monitoring_prometheus.py feeds them and checks those queries return data.
+CHALLENGER_SERIES: dict[str, str] = {
+    "churn_challenger_info": "the challenger loaded",
+    "churn_shadow_predictions_total": "the challenger's first shadow prediction",
+    "churn_shadow_failures_total": "the challenger's first failure",
+    "churn_shadow_probability_bucket": "the challenger's first shadow prediction",
+    "churn_shadow_probability_sum": "the challenger's first shadow prediction",
+    "churn_shadow_probability_count": "the challenger's first shadow prediction",
+}
 #: Labels every scraped series carries.
 TARGET_LABELS = frozenset({"job", "instance"})
 
