@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,7 +134,11 @@ class Run:
         ]
         # A signature but no input example: with one, MLflow reloads the model it just wrote to
         # check the example, which it refuses without MLFLOW_ALLOW_PICKLE_DESERIALIZATION.
-        signature = infer_signature(example, pipeline.predict_proba(example))
+        with warnings.catch_warnings():
+            # MLflow's hint that integer columns cannot hold missing values: tenure and
+            # senior_citizen are never missing on the wire (schemas/features.py).
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            signature = infer_signature(example, pipeline.predict_proba(example))
         self._mlflow.sklearn.log_model(
             pipeline,
             name=MODEL_PATH,
