@@ -12,7 +12,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from cli.console import console
+from cli.console import console, fail, overridden
+from cli.tracking_options import MLFLOW_EXPERIMENT, MLFLOW_URI, tracking_config
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def command(
         None, "--every", help="Run again every DURATION (e.g. 24h, 30m, 90s) until SIGTERM/SIGINT."
     ),
     runs: int | None = typer.Option(None, "--runs", min=1, help="With --every: stop after N runs."),
+    mlflow_uri: str | None = MLFLOW_URI,
+    mlflow_experiment: str | None = MLFLOW_EXPERIMENT,
 ) -> None:
     """Train on the features last seen per customer (events topic) with their observed outcomes
     (outcomes topic), compare with the champion on the latest labelled window, register the new
@@ -56,8 +59,12 @@ def command(
     from models.registry import ModelRegistry
     from scorer.live_pairs import read_last_seen
     from training.retrain import RetrainConfig, last_seen, retrain
+    from training.tracking import TrackingError
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(
+        ctx.obj, model_store=store, mlflow_tracking_uri=mlflow_uri, mlflow_experiment=mlflow_experiment
+    )
+    tracking = tracking_config(settings)
     registry = ModelRegistry.from_settings(settings)
     period = parse_duration(every) if every is not None else None
 
@@ -78,6 +85,7 @@ def command(
             candidates=candidates or None,
             cv_folds=cv_folds,
             signing_key=registry.signing_key,
+            tracking=tracking,
         )
         result = retrain(frame, registry, config, source=source)
         if as_json:
@@ -110,7 +118,11 @@ def command(
         return {"promoted": 0, "kept_challenger": 1, "skipped": 2}[result.decision]
 
     if period is None:
-        raise typer.Exit(once())
+        try:
+            code = once()
+        except TrackingError as exc:
+            fail(str(exc))
+        raise typer.Exit(code)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
