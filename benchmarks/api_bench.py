@@ -38,7 +38,7 @@ import pandas as pd
 from api.bodies import BodyRules, read_one
 from api.routes import predict_one
 from benchmarks import mlserver_peer
-from benchmarks.doc_sections import replace_section
+from benchmarks.doc_sections import measured_header, replace_section
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import BenchmarkError, Progress
 from config.settings import Settings
@@ -292,15 +292,7 @@ def markdown(results: dict[str, Any]) -> str:
     """The API section of docs/benchmarks.md, between its markers."""
     s = results["server_side"]
     lines = [
-        "## API",
-        "",
-        DOC_START,
-        f"Measured {results['date']} on {results['machine']}, with:",
-        "",
-        "```",
-        results["command"],
-        "```",
-        "",
+        *measured_header("## API", DOC_START, results),
         f"Model: `{s['model']}` version `{s['version']}`, trained on {s['trained_on']} "
         f"(compiled fast path: {'yes' if s['fast_path'] else 'no'}); `make model` trains such a "
         "model into `model-store/` when none is there.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 def replace_section(path: Path, begin: str, end: str, section: str, *, heading: str | None = None) -> None:
@@ -24,3 +25,18 @@ def replace_section(path: Path, begin: str, end: str, section: str, *, heading: 
         text = text.rstrip("\n") + "\n\n" + body
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def measured_header(title: str, marker: str, results: dict[str, Any]) -> list[str]:
+    """The opening lines of a section: its heading, its begin ``marker``, when, where and the command."""
+    return [
+        title,
+        "",
+        marker,
+        f"Measured {results['date']} on {results['machine']}, with:",
+        "",
+        "```",
+        results["command"],
+        "```",
+        "",
+    ]

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from benchmarks.doc_sections import replace_section
+from benchmarks.doc_sections import measured_header, replace_section
 from benchmarks.machine import cpu_name, load_average
 from benchmarks.progress import Progress
 from models import artifact
@@ -180,15 +180,7 @@ HEADERS = (
 
 def markdown(results: dict[str, Any]) -> str:
     lines = [
-        "## Model format",
-        "",
-        DOC_START,
-        f"Measured {results['date']} on {results['machine']}, with:",
-        "",
-        "```",
-        results["command"],
-        "```",
-        "",
+        *measured_header("## Model format", DOC_START, results),
         "Every candidate of `churn train` fitted on the same synthetic data, saved as a joblib pickle "
         "and as skops (`models/artifact.py`), each loaded back: file size, median load time, whether "
         "the probabilities of 500 probe customers are bit-identical, and the scoring time of a "

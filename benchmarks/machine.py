@@ -16,6 +16,12 @@ def rss_mb(pid: int | None = None) -> float:
     return 0.0
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def cpu_name() -> str:
     """The CPU model from /proc/cpuinfo, else what the platform module knows."""
     try:

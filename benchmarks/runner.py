@@ -2,7 +2,9 @@
 
 ``python -m benchmarks.runner MODE CONFIG.json`` consumes ``count`` preloaded
 events from the start of a topic with a fresh consumer group and writes
-``{"events", "seconds", "rate", "rss_mb"}`` to the config's ``result`` path:
+``{"events", "seconds", "rate", "rss_mb", "cpu_s", "main_cpu_s"}`` to the config's ``result``
+path (``cpu_s``: CPU time of the whole process, every thread, while the clock ran; ``main_cpu_s``:
+of the thread that handles the batches):
 
 - ``raw``: confluent-kafka consume -> produce the same bytes -> commit (no scoring: the ceiling);
 - ``floor``: a Faust agent that only takes the events in micro-batches and acknowledges them;
@@ -50,6 +52,8 @@ class _Meter:
         self.count = count
         self.result = result
         self.started: float | None = None
+        self.cpu_started = 0.0
+        self.main_cpu_started = 0.0
         self.handled = 0
         self.finished = False
 
@@ -57,6 +61,8 @@ class _Meter:
         """The clock starts with the first batch."""
         if self.started is None:
             self.started = time.perf_counter()
+            self.cpu_started = time.process_time()
+            self.main_cpu_started = time.thread_time()
 
     def batch(self, n: int) -> None:
         self.arrived()
@@ -85,6 +91,8 @@ class _Meter:
             "seconds": seconds,
             "rate": self.handled / max(seconds, 1e-9),
             "rss_mb": rss_mb(),
+            "cpu_s": time.process_time() - self.cpu_started,
+            "main_cpu_s": time.thread_time() - self.main_cpu_started,
         }
         self.result.write_text(json.dumps(data))
         self.finished = True

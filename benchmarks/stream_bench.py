@@ -40,7 +40,7 @@ import orjson
 
 from benchmarks.doc_sections import replace_section
 from benchmarks.event_shapes import SHAPES, records
-from benchmarks.machine import cpu_name, load_average, rss_mb
+from benchmarks.machine import cpu_name, load_average, process_cpu_s, rss_mb
 from benchmarks.progress import BenchmarkError, Progress
 from benchmarks.quix_peer import quix_available
 from config.settings import Settings
@@ -117,7 +117,8 @@ def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
             raise BenchmarkError(f"no promoted model in {settings.model_store}; run `churn train` first")
         manifest = registry.manifest(current)
         shadow_store = _shadow_store(settings, work) if set(plan.modes) & set(SHADOWED) else None
-        shaped = _throughput(settings, work, plan, progress, shadow_store)
+        broker_pid = broker.pid if broker is not None else None
+        shaped = _throughput(settings, work, plan, progress, shadow_store, broker_pid)
         results = {mode: shaped[(mode, plan.shapes[0])] for mode in plan.modes}
         latency: dict[tuple[str, float], list[dict[str, float]]] = {}
         for rate in plan.latency_rates:
@@ -139,6 +140,7 @@ def run(settings: Settings, plan: StreamPlan, progress: Progress) -> str:
     )
     if len(plan.shapes) > 1:
         report += "\n\n" + render_shapes(shaped, plan)
+    report += "\n\n" + render_cpu(shaped, plan, len(os.sched_getaffinity(0)))
     return report
 
 
@@ -177,9 +179,17 @@ def _shadow_store(settings: Settings, work: Path) -> Path:
 
 
 def _throughput(
-    settings: Settings, work: Path, plan: StreamPlan, progress: Progress, shadow_store: Path | None = None
+    settings: Settings,
+    work: Path,
+    plan: StreamPlan,
+    progress: Progress,
+    shadow_store: Path | None = None,
+    broker_pid: int | None = None,
 ) -> Shaped:
-    """Every mode on every shape, ``repeats`` times, interleaved: ``results[(mode, shape)]``."""
+    """Every mode on every shape, ``repeats`` times, interleaved: ``results[(mode, shape)]``.
+
+    With ``broker_pid`` (the embedded broker), each result also has ``broker_cpu_s``: the
+    broker's CPU time during the run's subprocess (group join and leave included)."""
     n, repeats = plan.events, plan.repeats
     run_id = uuid.uuid4().hex[:8]
     topics = {shape: f"bench-events-{shape}-{run_id}" for shape in plan.shapes}
@@ -213,11 +223,14 @@ def _throughput(
         command = [sys.executable, "-m", RUNNER, mode, str(config_path)]
         if plan.profile is not None:
             command = _profiled(command, plan.profile / f"{mode}-{shape}-{repeat + 1}.txt")
+        broker_cpu = process_cpu_s(broker_pid) if broker_pid is not None else 0.0
         with progress.status(f"run {repeat + 1}/{repeats}: {mode} on {shape} events..."):
             done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if not result_path.exists():
             raise BenchmarkError(f"{mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
         result = json.loads(result_path.read_text())
+        if broker_pid is not None:
+            result["broker_cpu_s"] = process_cpu_s(broker_pid) - broker_cpu
         results[(mode, shape)].append(result)
         rate, rss = result["rate"], result["rss_mb"]
         progress.print(f"  {mode:<8} {shape:<9} run {repeat + 1}: {rate:>9,.0f} events/s  ({rss:.0f} MiB)")
@@ -425,6 +438,60 @@ def render_shapes(results: Shaped, plan: StreamPlan) -> str:
                 )
                 parts.append(f"/ raw ceiling on {base}: {median[(mode, shape)] / median[('raw', base)]:.2f}")
             lines.append("- " + " ".join(parts))
+    return "\n".join(lines)
+
+
+def render_cpu(results: Shaped, plan: StreamPlan, cores: int) -> str:
+    """CPU time per event of each variant and shape, and the throughput it allows on ``cores``.
+
+    Events/s on a shared machine move with whatever else runs; CPU time per event moves much
+    less. A variant cannot go faster than its busiest thread allows (one core for the thread
+    that handles the batches) nor than the cores allow for the process and the broker together:
+    ``min(1 / main, cores / (process + broker))``. The ratios of these bounds are what the
+    throughput ratios would be on an otherwise idle machine where the run is CPU-bound.
+    """
+    keys = [key for key, runs in results.items() if runs and "cpu_s" in runs[0]]
+    if not keys:
+        return ""
+    has_broker = all("broker_cpu_s" in run for key in keys for run in results[key])
+
+    def per_event(key: tuple[str, str], field: str) -> float:
+        return statistics.median(1e6 * run.get(field, 0.0) / run["events"] for run in results[key])
+
+    bound: dict[tuple[str, str], float] = {}
+    lines = [
+        f"### CPU per event (median of {plan.repeats}; {cores} cores)",
+        "",
+        "| variant | shape | process µs/event | batch thread µs/event | broker µs/event "
+        "| CPU-bound events/s |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for mode, _ in MODES:
+        for shape in plan.shapes:
+            key = (mode, shape)
+            if key not in keys:
+                continue
+            process, main = per_event(key, "cpu_s"), per_event(key, "main_cpu_s")
+            broker = per_event(key, "broker_cpu_s") if has_broker else 0.0
+            bound[key] = min(1e6 / max(main, 1e-9), cores * 1e6 / max(process + broker, 1e-9))
+            broker_cell = f"{broker:.1f}" if has_broker else "n/a (external broker)"
+            lines.append(
+                f"| {mode} | {shape} | {process:.1f} | {main:.1f} | {broker_cell} | {bound[key]:,.0f} |"
+            )
+    for mode in (m for m in ("native", "scorer", "quix") if m in plan.modes and "raw" in plan.modes):
+        ratios = [
+            f"{shape} {bound[(mode, shape)] / bound[('raw', shape)]:.2f}"
+            for shape in plan.shapes
+            if (mode, shape) in bound and ("raw", shape) in bound
+        ]
+        if ratios:
+            lines.append(f"- CPU-bound {mode} / raw ceiling: " + ", ".join(ratios))
+    lines.append(
+        "- CPU-bound events/s = min(1 / batch thread, cores / (process + broker)): the rate the CPU "
+        "time allows on an idle machine"
+        + ("" if has_broker else " (the broker's CPU is not counted: it runs elsewhere)")
+        + "; process = every thread of the variant's process (librdkafka's included)."
+    )
     return "\n".join(lines)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from cli.console import console, fail
+from cli.console import console, fail, overridden
+from cli.tracking_options import MLFLOW_EXPERIMENT, MLFLOW_URI, tracking_config
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ def command(
         help="With --listen: an alertname that retrains (repeatable; default ChurnPredictionDrift, "
         "ChurnLiveRocAucBelowTraining).",
     ),
+    mlflow_uri: str | None = MLFLOW_URI,
+    mlflow_experiment: str | None = MLFLOW_EXPERIMENT,
 ) -> None:
     """Train on the features last seen per customer (events topic) with their observed outcomes
     (outcomes topic), compare with the champion on the latest labelled window, register the new
@@ -73,8 +76,12 @@ def command(
     from models.registry import ModelRegistry
     from scorer.live_pairs import read_last_seen
     from training.retrain import RetrainConfig, last_seen, retrain
+    from training.tracking import TrackingError
 
-    settings = ctx.obj.with_overrides(model_store=store)
+    settings = overridden(
+        ctx.obj, model_store=store, mlflow_tracking_uri=mlflow_uri, mlflow_experiment=mlflow_experiment
+    )
+    tracking = tracking_config(settings)
     registry = ModelRegistry.from_settings(settings)
     period = parse_duration(every) if every is not None else None
 
@@ -95,6 +102,7 @@ def command(
             candidates=candidates or None,
             cv_folds=cv_folds,
             signing_key=registry.signing_key,
+            tracking=tracking,
         )
         result = retrain(frame, registry, config, source=source, trigger=trigger or ())
         if as_json:
@@ -130,7 +138,11 @@ def command(
         _listen(settings, once, listen, cooldown, alertnames, period, runs)
         return
     if period is None:
-        raise typer.Exit(once())
+        try:
+            code = once()
+        except TrackingError as exc:
+            fail(str(exc))
+        raise typer.Exit(code)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

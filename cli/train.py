@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.console import console, fail, overridden
+from cli.tracking_options import MLFLOW_EXPERIMENT, MLFLOW_URI, tracking_config
 
 
 class SelectRule(StrEnum):
@@ -42,14 +43,19 @@ def command(
     calibrate: bool = typer.Option(
         True, "--calibrate/--no-calibrate", help="Check sigmoid/isotonic calibration of the selected model."
     ),
+    mlflow_uri: str | None = MLFLOW_URI,
+    mlflow_experiment: str | None = MLFLOW_EXPERIMENT,
 ) -> None:
     """Train Logistic Regression, Random Forest and better candidates; ship the best value."""
     # sklearn, pandas and matplotlib load when the command runs, not for `churn --help`.
     from training.data import DataError
     from training.report import headline
     from training.run import TrainConfig, train
+    from training.tracking import TrackingError
 
-    settings = overridden(ctx.obj, model_store=store)
+    settings = overridden(
+        ctx.obj, model_store=store, mlflow_tracking_uri=mlflow_uri, mlflow_experiment=mlflow_experiment
+    )
     config = TrainConfig(
         data=data,
         rows=rows,
@@ -65,13 +71,14 @@ def command(
         signing_key=settings.model_signing_key.get_secret_value().encode()
         if settings.model_signing_key is not None
         else None,
+        tracking=tracking_config(settings),
     )
     if data is not None and not data.is_file():
         fail(f"no such file: {data}")
     try:
         with console.status("training...") as status:
             outcome = train(config, on_step=lambda step: status.update(f"[bold]{step}"))
-    except (DataError, ValueError) as exc:
+    except (DataError, ValueError, TrackingError) as exc:
         fail(str(exc))
         return
     manifest = outcome.manifest
@@ -110,3 +117,9 @@ def command(
         highlight=False,
         soft_wrap=True,
     )
+    if "mlflow_run_id" in manifest:
+        console.print(
+            f"MLflow run {manifest['mlflow_run_id']} at {manifest['mlflow_tracking_uri']}",
+            highlight=False,
+            soft_wrap=True,
+        )

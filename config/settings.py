@@ -39,6 +39,8 @@ from config.kafka_options import CONSUMER_OWNED, PRODUCER_OWNED, OptionValue, re
 
 #: A legal Kafka topic name (the broker's own rule).
 _TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
+#: A URI's scheme (RFC 3986) and its colon; two characters at least, so a Windows drive is no scheme.
+_URI_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:")
 ENV_PREFIX = "CHURN_"
 FILE_SUFFIX = "_FILE"
 
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
     # Whether the scorers and the API score the challenger (the registry's CHALLENGER pointer)
     # in shadow beside the champion; off, they ignore the pointer.
     shadow_scoring: bool = True
+
+    # --- experiment tracking (the optional `mlflow` extra, training/tracking.py) ---------------
+    # MLflow tracking URI of `churn train` and `churn retrain` (file:///abs/mlruns, sqlite:///...,
+    # http(s)://host:5000); unset: nothing is tracked and mlflow is never imported.
+    mlflow_tracking_uri: str | None = None
+    # The MLflow experiment the runs go to (created when missing).
+    mlflow_experiment: str = Field(default="churn-stream", min_length=1, max_length=500)
 
     # --- scorer ----------------------------------------------------------------
     scorer_app_id: str = Field(default="churn-scorer", min_length=1, max_length=249)
@@ -309,6 +318,27 @@ class Settings(BaseSettings):
     def _topic_name(cls, value: str) -> str:
         if not _TOPIC.fullmatch(value) or value in (".", ".."):
             raise ValueError("a topic name is 1-249 of the characters A-Z a-z 0-9 . _ -")
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _tracking_uri(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        # MLflow would take a bare path as a file store relative to wherever `churn` runs.
+        if value != "databricks" and not _URI_SCHEME.match(value):
+            raise ValueError(
+                f"not a tracking URI with a scheme, e.g. file:///abs/path/mlruns, sqlite:///mlflow.db, "
+                f"http://host:5000: {value!r}"
+            )
+        return value
+
+    @field_validator("mlflow_experiment")
+    @classmethod
+    def _experiment_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("an MLflow experiment name is not blank")
         return value
 
     @field_validator("kafka_consumer_options", "kafka_producer_options")

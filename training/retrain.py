@@ -33,9 +33,11 @@ import pandas as pd
 
 from models.registry import ModelRegistry
 from schemas.features import FEATURES, ID_COLUMN, TARGET
+from training import tracking
 from training.comparison import NotComparableError, compare_paired, gate
 from training.data import to_telco_csv
 from training.run import TrainConfig, train
+from training.tracking import Run, TrackingConfig
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class RetrainConfig:
     cv_folds: int = 5
     plots: bool = False
     signing_key: bytes | None = field(default=None, repr=False)
+    # One MLflow run per retrain, skipped ones included (training/tracking.py); None: not tracked.
+    tracking: TrackingConfig | None = None
 
 
 @dataclass
@@ -128,8 +132,26 @@ def retrain(
 ) -> RetrainResult:
     """Train on ``frame`` (from :func:`last_seen`), evaluate, gate, record; see the module docstring.
 
+    With ``config.tracking``, one MLflow run holds the training, the comparison and the decision.
     ``trigger``: what asked for this run (the alerts of ``churn retrain --listen``), kept in the evidence.
     """
+    if config.tracking is None:
+        return _retrain(frame, registry, config, source, None, trigger)
+    with tracking.start(config.tracking, "retrain", {"churn.command": "retrain"}) as run:
+        result = _retrain(frame, registry, config, source, run, trigger)
+        run.metrics(tracking.retrain_metrics(result.evidence))
+        run.tags({"churn.retrain.decision": result.decision, "churn.retrain.reason": result.reason})
+        return result
+
+
+def _retrain(
+    frame: pd.DataFrame,
+    registry: ModelRegistry,
+    config: RetrainConfig,
+    source: Mapping[str, Any],
+    run: Run | None,
+    trigger: Sequence[Mapping[str, Any]] = (),
+) -> RetrainResult:
     champion = registry.current()
     train_rows, window = split_window(frame, config.holdout) if len(frame) >= 2 else (frame, frame.iloc[:0])
     evidence: dict[str, Any] = {
@@ -142,6 +164,9 @@ def retrain(
     }
     if trigger:
         evidence["trigger"] = [dict(t) for t in trigger]
+    if run is not None:
+        evidence["mlflow_run_id"] = run.run_id
+        run.params(tracking.retrain_params(config, source, champion))
     if champion is None:
         return _skip(registry, "no champion to compare with: train and promote one first", evidence)
     if len(train_rows) < config.min_train_rows or len(window) < config.min_pairs:
@@ -165,7 +190,8 @@ def retrain(
                 cv_folds=config.cv_folds,
                 plots=config.plots,
                 signing_key=config.signing_key,
-            )
+            ),
+            run=run,
         )
     version = outcome.version
     evidence["selected_model"] = outcome.selected_model

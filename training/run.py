@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 
 from schemas.features import FEATURES, SCHEMA_VERSION, TARGET
+from training import tracking
 from training.selection import Rule
 from training.serving_cost import CostPlan
+from training.tracking import Run, TrackingConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,8 @@ class TrainConfig:
     cost_plan: CostPlan = field(default_factory=CostPlan)
     # Signs the manifest (CHURN_MODEL_SIGNING_KEY); None writes an unsigned version.
     signing_key: bytes | None = field(default=None, repr=False)
+    # An MLflow run per training (training/tracking.py); None: nothing is tracked.
+    tracking: TrackingConfig | None = None
 
 
 @dataclass
@@ -73,19 +77,32 @@ def load_data(config: TrainConfig) -> tuple[pd.DataFrame, str]:
     return synthetic.generate(config.rows, config.seed), f"synthetic(rows={config.rows}, seed={config.seed})"
 
 
-def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
-    """Train every candidate, select by ROC AUC and serving cost, write a version, maybe promote it."""
+def train(config: TrainConfig, on_step: Step = _noop, *, run: Run | None = None) -> TrainOutcome:
+    """Train every candidate, select by ROC AUC and serving cost, write a version, maybe promote it.
+
+    With ``config.tracking`` the training is one MLflow run of its own; ``run`` logs it into a
+    run the caller opened instead (``churn retrain``'s).
+    """
+    if run is None and config.tracking is not None:
+        with tracking.start(config.tracking, "train", {"churn.command": "train"}) as opened:
+            return _train(config, on_step, opened)
+    return _train(config, on_step, run)
+
+
+def _train(config: TrainConfig, on_step: Step, run: Run | None) -> TrainOutcome:
     from sklearn.model_selection import train_test_split
 
     from models import artifact
     from models.explain import compile_explainer
     from models.registry import MANIFEST_FILE, ModelRegistry
-    from training import calibrate, evaluate, report, retention, selection, serving_cost
+    from training import calibrate, evaluate, report, retention, selection, serving_cost, synthetic
     from training import candidates as candidate_module
     from training import data as data_module
 
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    if run is not None:
+        run.params(tracking.train_params(config))
 
     on_step("loading data")
     frame, source = load_data(config)
@@ -184,6 +201,7 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         },
         "reference_distribution": evaluate.probability_histogram(served_probability),
         "environment": _environment(),
+        **(run.manifest_fields() if run is not None else {}),
     }
 
     with registry.stage(version) as folder:
@@ -205,10 +223,17 @@ def train(config: TrainConfig, on_step: Step = _noop) -> TrainOutcome:
         (folder / "report.md").write_text(report.render(manifest, pictures), encoding="utf-8")
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
+    if run is not None:
+        on_step("logging to MLflow")
+        # The model signature comes from made-up customers: no real record goes to the tracking store.
+        example = synthetic.generate(5, seed=0)[["customer_id", *FEATURES]]
+        run.training(manifest, config.store / version, served, example)
     promoted = False
     if config.promote:
         registry.promote(version)
         promoted = True
+    if run is not None:
+        run.tags({"churn.promoted": promoted})
     seconds = time.perf_counter() - started
     log.info("training took %.1f s: %s", seconds, ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     return TrainOutcome(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
@@ -270,7 +271,8 @@ def test_retrain_promotes_a_better_model_and_the_running_scorer_switches_to_it(
 def test_retrain_every_runs_on_schedule_and_records_each_decision(
     kafka_bootstrap: str, model_store: Path, tmp_path: Path
 ) -> None:
-    """Two scheduled runs on empty topics: each records why nothing was trained, and the loop ends."""
+    """Two scheduled runs on empty topics: each records why nothing was trained, and the loop ends;
+    each is an MLflow run of its own holding the decision."""
     store = tmp_path / "store"
     shutil.copytree(model_store, store)
     (store / "decisions.jsonl").unlink(missing_ok=True)
@@ -279,6 +281,7 @@ def test_retrain_every_runs_on_schedule_and_records_each_decision(
         "CHURN_MODEL_STORE": str(store),
         "CHURN_EVENTS_TOPIC": f"absent-events-{time.time_ns()}",
         "CHURN_OUTCOMES_TOPIC": f"absent-outcomes-{time.time_ns()}",
+        "CHURN_MLFLOW_TRACKING_URI": (tmp_path / "mlruns").as_uri(),
     }
     started = time.monotonic()
     result = CliRunner().invoke(app, ["retrain", "--every", "1s", "--runs", "2", "--idle", "0.5"], env=env)
@@ -287,3 +290,9 @@ def test_retrain_every_runs_on_schedule_and_records_each_decision(
     decisions = ModelRegistry(store).decisions()
     assert [d["action"] for d in decisions] == ["retrain_skipped", "retrain_skipped"]
     assert decisions[0]["evidence"]["rows"]["labelled"] == 0
+    client = MlflowClient(tracking_uri=env["CHURN_MLFLOW_TRACKING_URI"])
+    runs = [client.get_run(d["evidence"]["mlflow_run_id"]) for d in decisions]
+    assert len({r.info.run_id for r in runs}) == 2
+    for run, entry in zip(runs, decisions, strict=True):
+        assert run.info.status == "FINISHED" and run.data.tags["churn.retrain.decision"] == "skipped"
+        assert f"retrain: {run.data.tags['churn.retrain.reason']}" == entry["reason"]

@@ -51,36 +51,7 @@ class KafkaTools:
         """Produce (key, value) pairs (to ``partition`` if given); returns how many the broker
         acknowledged (raises otherwise)."""
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "acks": "all"})
-        failures: list[Any] = []
-        sent = 0
-
-        def report(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(err)
-
-        for key, value in records:
-            while True:
-                try:
-                    if partition is None:
-                        producer.produce(topic, key=key, value=value, headers=headers, on_delivery=report)
-                    else:
-                        producer.produce(
-                            topic,
-                            key=key,
-                            value=value,
-                            headers=headers,
-                            partition=partition,
-                            on_delivery=report,
-                        )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            sent += 1
-            producer.poll(0)
-        remaining = producer.flush(30)
-        assert remaining == 0, f"{remaining} records not delivered"
-        assert not failures, failures[:3]
-        return sent
+        return _deliver_all(producer, topic, records, headers, partition, flush_s=30)
 
     def produce_one_per_batch(
         self, topic: str, partition: int, records: Iterable[tuple[bytes, bytes]]
@@ -96,26 +67,7 @@ class KafkaTools:
                 "queue.buffering.max.messages": 1_000_000,
             }
         )
-        failures: list[Any] = []
-        sent = 0
-
-        def report(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(err)
-
-        for key, value in records:
-            while True:
-                try:
-                    producer.produce(topic, key=key, value=value, partition=partition, on_delivery=report)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            sent += 1
-            producer.poll(0)
-        remaining = producer.flush(120)
-        assert remaining == 0, f"{remaining} records not delivered"
-        assert not failures, failures[:3]
-        return sent
+        return _deliver_all(producer, topic, records, None, partition, flush_s=120)
 
     def high_watermark(self, topic: str, partition: int) -> int:
         from confluent_kafka import TopicPartition
@@ -192,3 +144,35 @@ class KafkaTools:
         finally:
             consumer.close()
         return out
+
+
+def _deliver_all(
+    producer: Producer,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None]],
+    headers: list[tuple[str, bytes]] | None,
+    partition: int | None,
+    flush_s: float,
+) -> int:
+    """Produce every record, waiting out a full local queue; assert the broker acknowledged all."""
+    failures: list[Any] = []
+    sent = 0
+
+    def report(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(err)
+
+    where = {} if partition is None else {"partition": partition}
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, headers=headers, on_delivery=report, **where)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        producer.poll(0)
+    remaining = producer.flush(flush_s)
+    assert remaining == 0, f"{remaining} records not delivered"
+    assert not failures, failures[:3]
+    return sent

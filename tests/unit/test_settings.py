@@ -96,6 +96,8 @@ BAD: dict[str, str] = {
     "stall_max_fetch_wait_ms": "0",
     "api_allow_unauthenticated": "sometimes",
     "shadow_scoring": "half",
+    "mlflow_tracking_uri": "mlruns",  # a bare path: MLflow would resolve it against the working directory
+    "mlflow_experiment": "   ",
 }
 #: Settings any value of their type is right for, and why.
 FREE: dict[str, str] = {
