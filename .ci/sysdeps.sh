@@ -7,8 +7,10 @@ need=()
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
   need+=(prometheus)
 fi
-# amtool checks monitoring/alertmanager.yml (tests/unit/test_monitoring_config.py).
-if ! command -v amtool >/dev/null 2>&1; then
+# amtool checks monitoring/alertmanager.yml (tests/unit/test_monitoring_config.py); the
+# server (Debian names it prometheus-alertmanager) posts to the retrain webhook in
+# tests/integration/test_retrain_hook.py.
+if ! command -v amtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
   need+=(prometheus-alertmanager)
 fi
 # stunnel terminates TLS in front of the embedded broker in tests/integration/test_kafka_tls.py.

@@ -69,6 +69,22 @@ def required_scope(path: str) -> Scope | None:
     return None
 
 
+def presented_key(api_key_header: bytes | None, authorization: bytes | None) -> bytes | None:
+    """The key a request presents: its ``X-API-Key`` header, else ``Authorization: Bearer <key>``.
+
+    The bearer form is what Alertmanager's ``http_config.authorization`` sends (the retrain
+    webhook reads both). Another scheme (``Basic``) or an empty credential presents no key.
+    """
+    if api_key_header is not None:
+        return api_key_header
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return credentials.strip() or None
+
+
 def make_key(name: str, secret: str, scopes: Sequence[str], where: str) -> ApiKey:
     """An :class:`ApiKey`, after checking its name, scopes and length (errors say ``where``)."""
     if not _NAME.fullmatch(name):

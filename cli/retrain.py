@@ -7,6 +7,7 @@ import logging
 import re
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from cli.console import console, fail, overridden
 from cli.tracking_options import MLFLOW_EXPERIMENT, MLFLOW_URI, tracking_config
+from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,21 @@ def command(
         None, "--every", help="Run again every DURATION (e.g. 24h, 30m, 90s) until SIGTERM/SIGINT."
     ),
     runs: int | None = typer.Option(None, "--runs", min=1, help="With --every: stop after N runs."),
+    listen: str | None = typer.Option(
+        None,
+        "--listen",
+        help="Serve the Alertmanager webhook on HOST:PORT (POST /alerts, GET /health, /metrics): "
+        "firing --alert alerts start a retrain; needs an admin API key off loopback.",
+    ),
+    cooldown: str = typer.Option(
+        "1h", "--cooldown", help="With --listen: at least this long between two retrain starts."
+    ),
+    alertnames: list[str] | None = typer.Option(
+        None,
+        "--alert",
+        help="With --listen: an alertname that retrains (repeatable; default ChurnPredictionDrift, "
+        "ChurnLiveRocAucBelowTraining).",
+    ),
     mlflow_uri: str | None = MLFLOW_URI,
     mlflow_experiment: str | None = MLFLOW_EXPERIMENT,
 ) -> None:
@@ -54,7 +71,7 @@ def command(
     version as challenger and promote it only if it passes the gate.
 
     Exit codes: 0 promoted, 1 kept as challenger (the gate refused it), 2 skipped (not enough data);
-    with --every, 0 once stopped (each run's decision is in the registry's decisions.jsonl)."""
+    with --every or --listen, 0 once stopped (each run's decision is in the registry's decisions.jsonl)."""
     # Kafka, pandas and sklearn load when the command runs, not for `churn --help`.
     from models.registry import ModelRegistry
     from scorer.live_pairs import read_last_seen
@@ -68,7 +85,7 @@ def command(
     registry = ModelRegistry.from_settings(settings)
     period = parse_duration(every) if every is not None else None
 
-    def once() -> int:
+    def once(trigger: list[dict[str, object]] | None = None) -> int:
         events, outcomes, counts = read_last_seen(settings, idle_s=idle_s)
         frame = last_seen(events, outcomes)
         source = {
@@ -87,7 +104,7 @@ def command(
             signing_key=registry.signing_key,
             tracking=tracking,
         )
-        result = retrain(frame, registry, config, source=source)
+        result = retrain(frame, registry, config, source=source, trigger=trigger or ())
         if as_json:
             typer.echo(
                 json.dumps(
@@ -117,6 +134,9 @@ def command(
             )
         return {"promoted": 0, "kept_challenger": 1, "skipped": 2}[result.decision]
 
+    if listen is not None:
+        _listen(settings, once, listen, cooldown, alertnames, period, runs)
+        return
     if period is None:
         try:
             code = once()
@@ -137,6 +157,42 @@ def command(
             break
         console.print(f"next retrain in {every}")
         stop.wait(period)
+
+
+def _listen(
+    settings: Settings,
+    once: Callable[..., int],
+    listen: str,
+    cooldown: str,
+    alertnames: list[str] | None,
+    period: float | None,
+    runs: int | None,
+) -> None:
+    """``--listen``: the webhook (api/retrain_hook.py) runs ``once`` for each retrain it starts."""
+    from api.auth import KeyConfigError
+    from api.retrain_hook import DEFAULT_ALERTNAMES, parse_listen, serve
+
+    if runs is not None:
+        raise typer.BadParameter("--runs does not combine with --listen (it serves until SIGTERM)")
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    cooldown_s = 0.0 if cooldown.strip() in ("0", "0s") else parse_duration(cooldown)
+    decisions = {0: "promoted", 1: "kept_challenger", 2: "skipped"}
+    console.print(f"retrain webhook on http://{host}:{port}/alerts (cooldown {cooldown})")
+    try:
+        serve(
+            settings,
+            lambda triggers: decisions[once([t.as_evidence() for t in triggers])],
+            host=host,
+            port=port,
+            cooldown_s=cooldown_s,
+            alertnames=alertnames or DEFAULT_ALERTNAMES,
+            every_s=period,
+        )
+    except KeyConfigError as exc:
+        fail(str(exc))
 
 
 def parse_duration(text: str) -> float:

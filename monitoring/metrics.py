@@ -489,6 +489,54 @@ class QualityMetrics:
         )
 
 
+@dataclass(frozen=True)
+class RetrainMetrics:
+    """``churn retrain --listen``: alerts received by the webhook and the retrains they started."""
+
+    registry: CollectorRegistry
+    triggers: Counter
+    runs: Counter
+    running: Gauge
+    last_run_end: Gauge
+    auth_failures: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> RetrainMetrics:
+        reg = registry if registry is not None else CollectorRegistry()
+        _runtime_collectors(reg)
+        return cls(
+            registry=reg,
+            triggers=Counter(
+                "churn_retrain_triggers",
+                'Alerts received by the retrain webhook (and schedule ticks, alertname="schedule"), by '
+                "outcome: started, queued, coalesced (joined a waiting follow-up), ignored (resolved, "
+                'or an alertname that does not retrain: alertname="other").',
+                ["alertname", "outcome"],
+                registry=reg,
+            ),
+            runs=Counter(
+                "churn_retrain_runs",
+                "Retrain runs the webhook or the schedule started, by decision: promoted, "
+                "kept_challenger, skipped, failed.",
+                ["decision"],
+                registry=reg,
+            ),
+            running=Gauge("churn_retrain_running", "1 while a retrain runs.", registry=reg),
+            last_run_end=Gauge(
+                "churn_retrain_last_run_end_timestamp_seconds",
+                "When the last retrain ended (Unix time; 0 before the first).",
+                registry=reg,
+            ),
+            auth_failures=Counter(
+                "churn_retrain_auth_failures",
+                "Webhook requests refused by the API key check: missing_key, invalid_key, "
+                "insufficient_scope.",
+                ["reason"],
+                registry=reg,
+            ),
+        )
+
+
 def set_model_info(gauge: Gauge, version: str, model: str) -> None:
     """Exactly one series with value 1: the model in use now.
 

@@ -53,6 +53,18 @@ LAG_EXPORTER_SERIES: dict[str, frozenset[str]] = {
 EVENT_SERIES: dict[str, str] = {
     "churn_delivery_retries_total": "the first output record produced again after a retriable delivery error",
 }
+#: Series a scorer or the API exports only while a challenger is set (``churn models promote
+#: VERSION --challenger``, docs/mlops.md); failures only once it failed. The live-stack test runs
+#: no challenger, so it checks that the queries reading only these are accepted;
+#: tests/unit/test_monitoring_prometheus.py feeds them and checks those queries return data.
+CHALLENGER_SERIES: dict[str, str] = {
+    "churn_challenger_info": "the challenger loaded",
+    "churn_shadow_predictions_total": "the challenger's first shadow prediction",
+    "churn_shadow_failures_total": "the challenger's first failure",
+    "churn_shadow_probability_bucket": "the challenger's first shadow prediction",
+    "churn_shadow_probability_sum": "the challenger's first shadow prediction",
+    "churn_shadow_probability_count": "the challenger's first shadow prediction",
+}
 #: Labels every scraped series carries.
 TARGET_LABELS = frozenset({"job", "instance"})
 
@@ -167,11 +179,16 @@ def exported_series() -> dict[str, frozenset[str]]:
     return series
 
 
-def _families(metrics: ScorerMetrics | ApiMetrics | QualityMetrics) -> list[tuple[str, str, frozenset[str]]]:
-    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics/QualityMetrics."""
+def _families(metrics: object) -> list[tuple[str, str, frozenset[str]]]:
+    """(name, type, label names) of every metric field of a ScorerMetrics/ApiMetrics/QualityMetrics,
+    and of the metric groups they hold (the scorer's and the API's ShadowMetrics)."""
     out: list[tuple[str, str, frozenset[str]]] = []
+    assert dataclasses.is_dataclass(metrics)
     for field in dataclasses.fields(metrics):
         metric = getattr(metrics, field.name)
+        if dataclasses.is_dataclass(metric):
+            out.extend(_families(metric))
+            continue
         if isinstance(metric, BatchHistogram):  # label-less, described like any collector
             out.extend((family.name, family.type, frozenset()) for family in metric.describe())
             continue

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,16 +123,22 @@ def split_window(frame: pd.DataFrame, holdout: float) -> tuple[pd.DataFrame, pd.
 
 
 def retrain(
-    frame: pd.DataFrame, registry: ModelRegistry, config: RetrainConfig, *, source: Mapping[str, Any]
+    frame: pd.DataFrame,
+    registry: ModelRegistry,
+    config: RetrainConfig,
+    *,
+    source: Mapping[str, Any],
+    trigger: Sequence[Mapping[str, Any]] = (),
 ) -> RetrainResult:
     """Train on ``frame`` (from :func:`last_seen`), evaluate, gate, record; see the module docstring.
 
     With ``config.tracking``, one MLflow run holds the training, the comparison and the decision.
+    ``trigger``: what asked for this run (the alerts of ``churn retrain --listen``), kept in the evidence.
     """
     if config.tracking is None:
-        return _retrain(frame, registry, config, source, None)
+        return _retrain(frame, registry, config, source, None, trigger)
     with tracking.start(config.tracking, "retrain", {"churn.command": "retrain"}) as run:
-        result = _retrain(frame, registry, config, source, run)
+        result = _retrain(frame, registry, config, source, run, trigger)
         run.metrics(tracking.retrain_metrics(result.evidence))
         run.tags({"churn.retrain.decision": result.decision, "churn.retrain.reason": result.reason})
         return result
@@ -144,6 +150,7 @@ def _retrain(
     config: RetrainConfig,
     source: Mapping[str, Any],
     run: Run | None,
+    trigger: Sequence[Mapping[str, Any]] = (),
 ) -> RetrainResult:
     champion = registry.current()
     train_rows, window = split_window(frame, config.holdout) if len(frame) >= 2 else (frame, frame.iloc[:0])
@@ -155,6 +162,8 @@ def _retrain(
         "holdout": config.holdout,
         "champion": champion,
     }
+    if trigger:
+        evidence["trigger"] = [dict(t) for t in trigger]
     if run is not None:
         evidence["mlflow_run_id"] = run.run_id
         run.params(tracking.retrain_params(config, source, champion))

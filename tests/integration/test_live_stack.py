@@ -14,7 +14,9 @@ except the queries of the Kafka lag exporter's series (``promql.LAG_EXPORTER_SER
 tests/unit/test_monitoring_prometheus.py serves those series under the exporter's names and
 labels and checks those queries return data; CI's compose smoke test checks the real exporter.
 The same holds for the series that appear only after an incident (``promql.EVENT_SERIES``,
-delivery retries): their queries must be accepted here, and return data in that unit test.
+delivery retries) and those of a shadow challenger, which this stack does not set
+(``promql.CHALLENGER_SERIES``): their queries must be accepted here, and return data in that
+unit test.
 * the sum of ``churn_predictions_total`` equals the predictions on the topic, and the quality
   job labelled every one of them;
 * the sum of ``churn_api_requests_total`` for /predict equals the requests sent, whichever of
@@ -56,10 +58,14 @@ def from_lag_exporter(expr: str) -> bool:
     return 'job="kafka-exporter"' in expr or (bool(names) and names <= set(promql.LAG_EXPORTER_SERIES))
 
 
+#: Series this stack never exports: after an incident, or with a challenger (none is set here).
+ABSENT_HERE = frozenset(promql.EVENT_SERIES) | frozenset(promql.CHALLENGER_SERIES)
+
+
 def after_an_event(expr: str) -> bool:
-    """Whether a query reads only series that appear after an incident (``promql.EVENT_SERIES``)."""
+    """Whether a query reads only series that appear after an incident or with a challenger."""
     names = promql.metric_names(expr)
-    return bool(names) and names <= set(promql.EVENT_SERIES)
+    return bool(names) and names <= ABSENT_HERE
 
 
 def _http(method: str, url: str, body: bytes | None = None) -> int:
@@ -218,7 +224,7 @@ def _check_the_live_stack(
         prom.query(promql.for_prometheus(query.expr))  # accepted by the real server
         if from_lag_exporter(query.expr):
             continue
-        for name in promql.metric_names(query.expr) - set(promql.EVENT_SERIES):
+        for name in promql.metric_names(query.expr) - ABSENT_HERE:
             assert prom.wait_for(name, timeout=10), f"{query.source}: no data for {name}"
     deadline = time.monotonic() + 30
     while True:

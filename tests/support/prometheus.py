@@ -33,6 +33,7 @@ BINARY_SOURCES = {
     "prometheus": "Debian package 'prometheus'",
     "promtool": "Debian package 'prometheus'",
     "amtool": "Debian package 'prometheus-alertmanager'",
+    "prometheus-alertmanager": "Debian package 'prometheus-alertmanager'",
     "kubectl": "the machine image's 'kubectl' package (kubectl kustomize)",
 }
 

@@ -36,7 +36,9 @@ from tests.support.deploy_files import (
     tool,
 )
 
-CHURN_SERVICES = ("trainer", "scorer", "api", "quality", "producer")
+CHURN_SERVICES = ("trainer", "scorer", "api", "quality", "producer", "retrain")
+#: The services that write the model store: the one-shot trainer and the retrain webhook.
+WRITERS = ("trainer", "retrain")
 SERVING = ("scorer", "api", "quality")
 #: Host ports of DESIGN.md: API 8000, scorer 6066 (not published: scalable), Kafka 9092,
 #: Prometheus 9090, Grafana 3000; and Alertmanager's 9093.
@@ -50,6 +52,7 @@ TARGETS = {
     "api": "api",
     "quality": "scorer",
     "producer": "serving",
+    "retrain": "training",
 }
 FINAL_TARGETS = ("serving", "training", "scorer", "api")
 DIGEST_BASE = re.compile(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}")
@@ -158,9 +161,32 @@ def test_the_api_listens_beyond_loopback_only_with_a_key(services: dict[str, dic
     assert "CHURN_API_ALLOW_UNAUTHENTICATED" not in api["environment"]
 
 
+def test_alertmanager_reaches_the_retrain_webhook_with_the_api_key(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The `retrain` receiver posts to the retrain service's port with the key the service checks."""
+    retrain = services["retrain"]
+    command = retrain["command"]
+    assert command[0] == "retrain"
+    listen = command[command.index("--listen") + 1]
+    host, port = listen.rsplit(":", 1)
+    assert host == "0.0.0.0" and retrain["expose"] == [port] and not published(retrain)
+    assert retrain["environment"]["CHURN_API_KEY_FILE"] == "/run/secrets/api_key"
+    assert "api_key" in retrain["secrets"]
+    assert retrain["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/health"
+    config = yaml.safe_load((ROOT / "monitoring" / "alertmanager.yml").read_text(encoding="utf-8"))
+    (receiver,) = [r for r in config["receivers"] if r["name"] == "retrain"]
+    (hook,) = receiver["webhook_configs"]
+    assert hook["url"] == f"http://retrain:{port}/alerts"
+    assert hook["send_resolved"] is False
+    auth = hook["http_config"]["authorization"]
+    assert auth["type"] == "Bearer" and auth["credentials_file"] == "/run/secrets/api_key"
+    assert "api_key" in services["alertmanager"]["secrets"]
+
+
 def test_models_are_signed_and_verified(services: dict[str, dict[str, Any]]) -> None:
     """The trainer signs, every process that loads a model verifies; the producer has no key."""
-    for name in ("trainer", *SERVING):
+    for name in (*WRITERS, *SERVING):
         env = services[name]["environment"]
         assert env["CHURN_MODEL_SIGNING_KEY_FILE"] == "/run/secrets/model_signing_key", name
         assert "model_signing_key" in services[name]["secrets"], name
@@ -233,13 +259,14 @@ def test_model_store_is_read_only_where_it_is_served(
     spec: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     assert "models" in spec["volumes"]
-    assert "models:/models" in services["trainer"]["volumes"], "the trainer writes the store"
+    for name in WRITERS:
+        assert "models:/models" in services[name]["volumes"], f"{name} writes the store"
     for name in SERVING:
         assert "models:/models:ro" in services[name]["volumes"], name
     for name, service in services.items():
-        if name not in ("trainer", *SERVING):
+        if name not in (*WRITERS, *SERVING):
             assert not any(str(v).startswith("models:") for v in service.get("volumes", [])), name
-    for name in ("trainer", *SERVING):
+    for name in (*WRITERS, *SERVING):
         assert services[name]["environment"]["CHURN_MODEL_STORE"] == "/models", name
 
 

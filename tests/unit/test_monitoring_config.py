@@ -54,6 +54,12 @@ REQUIRED_PANELS = {
     "Calibration: observed churn rate by predicted bucket": "churn_live_calibration_observed",
     "Labelled predictions": "churn_live_labelled",
     "Label delay": "churn_label_delay_seconds_bucket",
+    "Challenger in shadow": "churn_challenger_info",
+    "Shadow predictions /s": "churn_shadow_predictions_total",
+    "Shadow failures /s": "churn_shadow_failures_total",
+    "Champion vs challenger: predicted churn": "churn_shadow_probability_sum",
+    "Champion: share of predictions by bucket": "churn_prediction_probability_bucket",
+    "Challenger: share of predictions by bucket": "churn_shadow_probability_bucket",
 }
 
 #: Alert name -> (severity, a series its expression must use): every alert the rules promise.
@@ -73,6 +79,7 @@ REQUIRED_ALERTS = {
     "ChurnLiveRocAucBelowTraining": ("warning", "churn_live_roc_auc"),
     "ChurnQualityJobDown": ("warning", "up"),
     "ChurnModelFallback": ("critical", "churn_model_fallback"),
+    "ChurnShadowScoringFailing": ("warning", "churn_shadow_failures_total"),
 }
 
 
@@ -176,6 +183,24 @@ def test_amtool_refuses_a_broken_alertmanager_config(tmp_path: Path) -> None:
     result = amtool("check-config", tmp_path / "am.yml")
     assert result.returncode != 0
     assert "nobody" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("labels", "receivers"),
+    [
+        (["alertname=ChurnPredictionDrift", "severity=warning"], "retrain,operators"),
+        (["alertname=ChurnLiveRocAucBelowTraining", "severity=warning"], "retrain,operators"),
+        (["alertname=ChurnNoPredictions", "severity=critical"], "operators"),
+        (["alertname=ChurnQualityJobDown", "severity=warning"], "operators"),
+    ],
+)
+def test_the_retrain_alerts_reach_the_webhook_and_still_the_operators(
+    labels: list[str], receivers: str
+) -> None:
+    """`continue: true` on the retrain route: the operators get the alerts that start a retrain."""
+    result = amtool("config", "routes", "test", "--config.file", MONITORING / "alertmanager.yml", *labels)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == receivers
 
 
 def test_prometheus_sends_alerts_to_the_compose_alertmanager() -> None:

@@ -45,6 +45,7 @@ EXPECTED_ACTIVE = {
     "ChurnPredictionDrift",
     "ChurnModelReloadFailed",
     "ChurnDeliveryRetriesHigh",
+    "ChurnShadowScoringFailing",
 }
 EXPECTED_QUIET = {
     "ChurnBrokerDown",
@@ -156,6 +157,9 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
     s.scoring_paused.set(0)
     s.model_fallback.set(0)
     a.model_fallback.set(0)
+    # A challenger in both; it fails on one record in ten in the stream (over the 5 % line).
+    for shadow in (s.shadow, a.shadow):
+        shadow.challenger_changed("20250201T000000000000Z-0badcafe", "logistic_regression")
     while not stop.wait(0.05):
         feed_quality(ex.quality, rng)
         batch = 10
@@ -169,12 +173,17 @@ def feed(ex: Exporters, stop: threading.Event) -> None:
             outcome = "churn" if p >= 0.5 else "no_churn"
             s.predictions.labels(model_version="20250101T000000000000Z-abcdef12", outcome=outcome).inc()
             s.probability.observe(p)
+            s.shadow.predictions.labels(model_version="20250201T000000000000Z-0badcafe").inc()
+            s.shadow.probability.observe(min(1.0, p * 1.1))
             s.end_to_end_latency.observe(rng.uniform(0.01, 0.2))
             ex.predictions += 1
+        s.shadow.failures.labels(model_version="20250201T000000000000Z-0badcafe").inc()
         for status in ["200"] * 10 + ["422"]:
             a.requests.labels(route="/predict", method="POST", status=status).inc()
             a.request_latency.labels(route="/predict").observe(rng.uniform(0.001, 0.01))
             a.probability.observe(rng.random())
+            a.shadow.predictions.labels(model_version="20250201T000000000000Z-0badcafe").inc()
+            a.shadow.probability.observe(rng.random())
         a.requests.labels(route="/predict", method="POST", status="500").inc()
         a.requests.labels(route="/health", method="GET", status="200").inc()
         a.request_latency.labels(route="/health").observe(0.0005)

@@ -121,6 +121,16 @@ def test_too_little_data_trains_nothing_and_says_so(stores: dict[str, Path]) -> 
     assert registry.decisions()[-1]["action"] == "retrain_skipped"
 
 
+def test_what_asked_for_a_run_is_in_its_evidence(stores: dict[str, Path]) -> None:
+    registry = ModelRegistry(stores["sound"])
+    alert = {"alertname": "ChurnPredictionDrift", "status": "firing", "labels": {"instance": "scorer:6066"}}
+    trigger = [{"source": "alert", "received_at": "2026-12-02T10:00:00+00:00", "alerts": [alert]}]
+    retrain(_live_frame(100, seed=6), registry, RetrainConfig(), source={}, trigger=trigger)
+    assert registry.decisions()[-1]["evidence"]["trigger"] == trigger
+    retrain(_live_frame(100, seed=6), registry, RetrainConfig(), source={})
+    assert "trigger" not in registry.decisions()[-1]["evidence"]
+
+
 def test_schedule_durations() -> None:
     assert (
         parse_duration("24h") == 86400 and parse_duration("30m") == 1800 and parse_duration("1.5d") == 129600
