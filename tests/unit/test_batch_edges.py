@@ -270,6 +270,30 @@ def test_times_outside_the_calendar_are_refused_row_by_row(
     assert line.startswith("internal error on events:2:42, dead-lettered as internal_error: RuntimeError")
 
 
+def test_an_unforeseen_error_reading_one_events_time_dead_letters_only_that_record(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(batch, "_INTERNAL_ERRORS", batch._Throttle(60.0))
+    real = batch.read_batch
+
+    def odd_time(values: Sequence[bytes]) -> Any:
+        read = real(values)
+        read.event_times[1] = _Unstampable()
+        return read
+
+    monkeypatch.setattr(batch, "read_batch", odd_time)
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        result = _score([orjson.dumps(e) for e in _events(3)], Model())
+    assert len(result.predictions) == 2
+    [letter] = _letters(result)
+    assert (letter.error_type, letter.exception_class, letter.source_offset) == (
+        "internal_error",
+        "RuntimeError",
+        41,
+    )
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["internal error on events:2:41"]
+
+
 # -- result fields the scorer's metrics read ------------------------------------------------------
 
 

@@ -440,3 +440,63 @@ def test_a_memory_error_during_bisection_propagates_too() -> None:
 
     with pytest.raises(MemoryError):
         score_batch(_records(_values(4)), FakeModel(fails_then_out_of_memory), LIMITS)
+
+
+class _ExplainingFake(FakeModel):
+    """A :class:`FakeModel` that explains (one reason per record, its tenure) or says it cannot."""
+
+    def __init__(self, rule: Rule | None = None, *, explainable: bool = True) -> None:
+        super().__init__(rule)
+        self.explainable = explainable
+        self.no_reasons_because = None if explainable else "not this one"
+
+    def explain_columns(
+        self, columns: Mapping[str, Sequence[Any]], n: int, *, top: int = 3, down: int = 0
+    ) -> Any:
+        from models.predictor import Explained
+
+        reasons = [[{"feature": "tenure", "value": t, "contribution": 0.5}] for t in columns["tenure"]]
+        return Explained(probability=self.predict_columns(columns, n), reasons=reasons)
+
+
+@pytest.mark.parametrize("explainable", [True, False])
+def test_a_model_failure_and_an_unwritable_prediction_in_one_batch_leave_the_others_as_they_were(
+    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float], explainable: bool
+) -> None:
+    events = _events(5)
+    poison, unwritable = events[1]["customer_id"], events[3]["event_id"]
+
+    def fails_on_poison(columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray | None:
+        if poison in columns["customer_id"]:
+            raise RuntimeError("poisoned")
+        return None
+
+    def score() -> BatchResult:
+        model = _ExplainingFake(fails_on_poison, explainable=explainable)
+        records = _records([orjson.dumps(e) for e in events])
+        return score_batch(records, model, LIMITS, clock=lambda: 1.9e9, reasons=batch.ReasonCodes())
+
+    clean = {p["event_id"]: p for p in map(orjson.loads, (r.value or b"" for r in score().predictions))}
+    real = batch.prediction_payloads
+
+    def refuses(ids: Sequence[str], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if unwritable in ids:
+            raise TypeError("cannot write this one")
+        return real(ids, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "prediction_payloads", refuses)
+    result = score()
+    _one_outcome_each(result, 5)
+    letters = _letters(result)
+    assert {row: letters[row].error_type for row in letters} == {1: "scoring_failed", 3: "internal_error"}
+    written = [orjson.loads(r.value or b"") for r in result.predictions]
+    assert written == [
+        clean[events[i]["event_id"]] for i in (0, 2, 4)
+    ]  # reasons, times: all as without the faults
+    assert ("reasons_unavailable" in written[0]) is not explainable
+    assert (letters[3].exception_class, letters[3].error_message) == (
+        "TypeError",
+        "TypeError: cannot write this one",
+    )
+    assert len(result.probabilities) == len(result.event_times) == len(result.scored_event_times) == 3
+    assert result.scored_columns["event_id"] == [events[i]["event_id"] for i in (0, 2, 4)]  # for the shadow
