@@ -492,10 +492,10 @@ def _predict_isolated(
             raise
         except Exception as exc:
             error = exc
+    if n == 1:
+        return np.full(1, np.nan), None if reasons is None else [[]], {0: error}
     probabilities = np.full(n, np.nan)
     explained: RowReasons = None if reasons is None else [[] for _ in range(n)]
-    if n == 1:  # nothing to split
-        return probabilities, explained, {0: error}
     failed: dict[int, Exception] = {}
     half = n // 2
     todo = [list(range(half, n)), list(range(half))]

@@ -138,23 +138,45 @@ def test_a_resource_error_while_decoding_propagates(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_fast_path_failing_on_the_whole_batch_falls_back_row_by_row(
-    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float]
+    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     real = batch.read_batch
     seen: list[int] = []
+    errors = iter([RuntimeError("fast path bug"), RuntimeError("again"), KeyError("other")])
 
     def fails_on_batches(values: Sequence[bytes]) -> Any:
         seen.append(len(values))
         if len(values) > 1:
-            raise RuntimeError("fast path bug")
+            raise next(errors)
         return real(values)
 
     monkeypatch.setattr(batch, "read_batch", fails_on_batches)
     events = _events(5)
-    result = score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
-    assert not result.dead_letters  # not one dead letter: each row is read on its own
-    assert _predicted_ids(result) == [e["event_id"] for e in events]
-    assert seen == [5, 1, 1, 1, 1, 1]
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        result = score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
+        assert not result.dead_letters  # not one dead letter: each row is read on its own
+        assert _predicted_ids(result) == [e["event_id"] for e in events]
+        assert seen == [5, 1, 1, 1, 1, 1]
+        for _ in range(2):  # within the minute: the same class is held back, another is logged
+            assert (
+                len(score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS).predictions)
+                == 5
+            )
+    fresh_throttle[0] += 61.0
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        errors = iter([RuntimeError("later")])
+        score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
+    lines = [(r.getMessage(), r.exc_info[1] if r.exc_info else None) for r in caplog.records]
+    row_by_row = "reading it row by row"
+    assert [line for line, _ in lines] == [
+        f"the fast path failed on a batch of 5 (RuntimeError: fast path bug); {row_by_row} "
+        "(0 more in the last minute were not logged)",
+        f"the fast path failed on a batch of 5 (KeyError: 'other'); {row_by_row} "
+        "(0 more in the last minute were not logged)",
+        f"the fast path failed on a batch of 5 (RuntimeError: later); {row_by_row} "
+        "(1 more in the last minute were not logged)",
+    ]
+    assert [str(exc) for _, exc in lines] == ["fast path bug", "'other'", "later"]  # with the traceback
 
 
 def test_a_row_the_fast_path_fails_on_goes_to_the_slow_path(
