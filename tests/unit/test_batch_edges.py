@@ -22,6 +22,7 @@ from producer.events import synthetic_events
 from schemas.dead_letters import DeadLetter
 from scorer import batch
 from scorer.batch import BatchLimits, BatchResult, ReasonCodes, score_batch
+from scorer.fast_check import read_batch
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -274,11 +275,11 @@ def test_an_unforeseen_error_reading_one_events_time_dead_letters_only_that_reco
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(batch, "_INTERNAL_ERRORS", batch._Throttle(60.0))
-    real = batch.read_batch
 
     def odd_time(values: Sequence[bytes]) -> Any:
-        read = real(values)
-        read.event_times[1] = _Unstampable()
+        read = read_batch(values)
+        times: list[Any] = read.event_times
+        times[1] = _Unstampable()
         return read
 
     monkeypatch.setattr(batch, "read_batch", odd_time)

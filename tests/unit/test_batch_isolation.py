@@ -475,9 +475,10 @@ class _ExplainingFake(FakeModel):
     def explain_columns(
         self, columns: Mapping[str, Sequence[Any]], n: int, *, top: int = 3, down: int = 0
     ) -> Any:
+        from models.explain import Reason
         from models.predictor import Explained
 
-        reasons = [[{"feature": "tenure", "value": t, "contribution": 0.5}] for t in columns["tenure"]]
+        reasons = [[Reason(feature="tenure", value=t, contribution=0.5)] for t in columns["tenure"]]
         return Explained(probability=self.predict_columns(columns, n), reasons=reasons)
 
 
@@ -499,7 +500,7 @@ def test_a_model_failure_and_an_unwritable_prediction_in_one_batch_leave_the_oth
         return score_batch(records, model, LIMITS, clock=lambda: 1.9e9, reasons=batch.ReasonCodes())
 
     clean = {p["event_id"]: p for p in map(orjson.loads, (r.value or b"" for r in score().predictions))}
-    real = batch.prediction_payloads
+    from schemas.predictions import prediction_payloads as real
 
     def refuses(ids: Sequence[str], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if unwritable in ids:
