@@ -50,7 +50,6 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "schemas/contract.py": (
         "tests/unit/test_schemas.py",
-        "tests/unit/test_fast_check.py",
         "tests/unit/test_contract_doc.py",
         "tests/unit/test_batch.py",
         "tests/unit/test_batch_edges.py",

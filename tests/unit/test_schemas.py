@@ -406,6 +406,8 @@ def test_each_refusal_names_its_type_field_and_reason(
     assert isinstance(rejection, Rejection)
     assert (rejection.error_type, rejection.field) == (error_type, field)
     assert rejection.message == message
+    if " (got " not in message:  # the API's reason: the message without the field (and no input)
+        assert rejection.errors[0].reason == message.removeprefix(f"{field}: ")
 
 
 def test_the_field_errors_the_api_answers_with_give_the_reason_without_the_input() -> None:
