@@ -155,12 +155,12 @@ def rejection_of(errors: Sequence[dict[str, Any]]) -> Rejection:
     found: list[FieldError] = []
     parts: list[str] = []
     for error in errors:
-        field = dead_letters.field_name(error.get("loc", ()))
+        field = dead_letters.field_name(error["loc"])
         if error.get("type") == "missing":
             reason = "required field is missing"
             quoted = f"{field}: {reason}"
         else:
-            reason = _VALUE_ERROR_PREFIX.sub("", str(error.get("msg", "invalid")))
+            reason = _VALUE_ERROR_PREFIX.sub("", str(error["msg"]))
             quoted = f"{field}: {reason} (got {dead_letters.short(error.get('input'))})"
         found.append(FieldError(field, reason, dead_letters.error_type_of(dict(error))))
         if len(parts) < _LISTED:

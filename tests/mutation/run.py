@@ -42,6 +42,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_batch_isolation.py",
         "tests/unit/test_batch_histogram.py",
         "tests/unit/test_batch_edges.py",
+        "tests/unit/test_batch_reasons.py",
     ),
     "kafka_io/sink.py": (
         "tests/unit/test_sink.py",
@@ -49,9 +50,16 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "schemas/contract.py": (
         "tests/unit/test_schemas.py",
-        "tests/unit/test_fast_check.py",
+        "tests/unit/test_contract_doc.py",
+        "tests/unit/test_batch.py",
+        "tests/unit/test_batch_edges.py",
+        "tests/unit/test_batch_isolation.py",
     ),
-    "scorer/fast_check.py": ("tests/unit/test_fast_check.py",),
+    "scorer/fast_check.py": (
+        "tests/unit/test_fast_check.py",
+        "tests/unit/test_batch.py",
+        "tests/unit/test_batch_isolation.py",
+    ),
     "models/registry.py": ("tests/unit/test_registry.py",),
     "models/store.py": ("tests/unit/test_registry.py",),
     "models/predictor.py": ("tests/unit/test_predictor.py",),

@@ -21,7 +21,8 @@ from kafka_io.records import RawRecord
 from producer.events import synthetic_events
 from schemas.dead_letters import DeadLetter
 from scorer import batch
-from scorer.batch import BatchLimits, BatchResult, score_batch
+from scorer.batch import BatchLimits, BatchResult, ReasonCodes, score_batch
+from scorer.fast_check import read_batch
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -95,17 +96,92 @@ def test_probabilities_exactly_zero_and_one_are_valid_model_output(probability: 
 @pytest.mark.parametrize(
     ("answer", "words"),
     [
-        (lambda n: np.full(n, np.nan), "NaN or infinite"),
-        (lambda n: np.full(n, 1.5), "outside [0, 1]"),
-        (lambda n: np.full(n + 1, 0.5), "probabilities for"),
+        (lambda n: np.full(n, np.nan), "a probability that is NaN or infinite"),
+        (lambda n: np.full(n, 1.5), "a probability outside [0, 1]"),
+        (lambda n: np.full(n + 1, 0.5), "(2,) probabilities for 1 events"),  # the last try: one record
     ],
 )
 def test_a_dead_letter_says_what_was_wrong_with_the_models_answer(answer: Any, words: str) -> None:
     result = _score([orjson.dumps(e) for e in _events(2)], Model(answer))
     letters = _letters(result)
     assert [letter.error_type for letter in letters] == ["scoring_failed"] * 2
-    assert all(words in letter.error_message for letter in letters), [x.error_message for x in letters]
+    expected = f"model edge-1 failed on this record: ModelOutputError: the model returned {words}"
+    assert [letter.error_message for letter in letters] == [expected] * 2
     assert all(letter.exception_class == "ModelOutputError" for letter in letters)
+
+
+class ExplainingModel(Model):
+    """A :class:`Model` that gives reason codes: ``reason_lists(n)`` (one empty list each by default)."""
+
+    def __init__(
+        self,
+        answer: Any = None,
+        *,
+        explainable: bool = True,
+        because: str | None = None,
+        reason_lists: Any = None,
+    ) -> None:
+        super().__init__(answer)
+        self.explainable = explainable
+        self.no_reasons_because = because
+        self.reason_lists = reason_lists
+
+    def explain_columns(
+        self, columns: Mapping[str, Sequence[Any]], n: int, *, top: int = 3, down: int = 0
+    ) -> Any:
+        probability = self.predict_columns(columns, n)
+        lists = [[] for _ in range(n)] if self.reason_lists is None else self.reason_lists(n)
+        return batch_explained(probability, lists)
+
+
+def batch_explained(probability: Any, reasons: list[list[Any]]) -> Any:
+    from models.predictor import Explained
+
+    return Explained(probability=probability, reasons=reasons)
+
+
+def test_a_model_giving_too_few_lists_of_reasons_is_a_scoring_failure() -> None:
+    model = ExplainingModel(reason_lists=lambda n: [[] for _ in range(n - 1)])
+    result = score_batch(
+        _records([orjson.dumps(e) for e in _events(2)]), model, BatchLimits(), NOW.timestamp, ReasonCodes()
+    )
+    assert not result.predictions
+    expected = "model edge-1 failed on this record: ModelOutputError: the model returned 0 lists of reasons"
+    expected += " for 1 events"
+    assert [letter.error_message for letter in _letters(result)] == [expected] * 2
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        (Model(), "Model gives no reason codes"),  # no explain_columns at all
+        (ExplainingModel(explainable=False), "this model serves no reason codes"),  # says no, not why
+        (ExplainingModel(explainable=False, because="trees average"), "trees average"),
+    ],
+)
+def test_reasons_asked_of_a_model_that_has_none_say_why_on_every_prediction(model: Any, why: str) -> None:
+    result = score_batch(
+        _records([orjson.dumps(e) for e in _events(2)]), model, BatchLimits(), NOW.timestamp, ReasonCodes()
+    )
+    assert result.reasons_unavailable == why
+    assert [(p["reasons"], p["reasons_unavailable"]) for p in _predictions(result)] == [(None, why)] * 2
+
+
+@pytest.mark.parametrize("reasons", [None, ReasonCodes()])
+@pytest.mark.parametrize(
+    "labels", [np.array([True, False]), np.array([1, 0]), [1, 0], np.array([1, 0], dtype=np.float32)]
+)
+def test_a_model_answering_labels_or_float32_is_written_as_float_probabilities(
+    reasons: ReasonCodes | None, labels: Any
+) -> None:
+    """A model answering ``predict()`` labels, not probabilities, writes JSON numbers, never ``true``."""
+    model = ExplainingModel(lambda n: labels)
+    result = score_batch(
+        _records([orjson.dumps(e) for e in _events(2)]), model, BatchLimits(), NOW.timestamp, reasons
+    )
+    written = [p["churn_probability"] for p in _predictions(result)]
+    assert written == [1.0, 0.0] and all(type(p) is float for p in written)
+    assert result.probabilities.dtype == np.float64
 
 
 # -- model failures on small batches --------------------------------------------------------------
@@ -172,11 +248,15 @@ class _Unstampable:
         return "?"
 
 
-def test_times_outside_the_calendar_are_refused_row_by_row() -> None:
+def test_times_outside_the_calendar_are_refused_row_by_row(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(batch, "_INTERNAL_ERRORS", batch._Throttle(60.0))
     records = _records([b"a", b"b", b"c"])
     times: list[Any] = [NOW, datetime(1, 1, 1), _Unstampable()]  # naive year 1: no epoch seconds
     refused: list[Any] = []
-    stamps = batch._timestamps([0, 1, 2], times, records, refused)
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        stamps = batch._timestamps([0, 1, 2], times, records, refused)
     assert stamps == {0: NOW.timestamp()}
     out_of_range, internal = refused
     assert (out_of_range.row, out_of_range.error_type) == (1, "invalid_timestamp")
@@ -187,6 +267,32 @@ def test_times_outside_the_calendar_are_refused_row_by_row() -> None:
         "RuntimeError",
     )
     assert "clock broke" in internal.message
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("internal error on events:2:42, dead-lettered as internal_error: RuntimeError")
+
+
+def test_an_unforeseen_error_reading_one_events_time_dead_letters_only_that_record(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(batch, "_INTERNAL_ERRORS", batch._Throttle(60.0))
+
+    def odd_time(values: Sequence[bytes]) -> Any:
+        read = read_batch(values)
+        times: list[Any] = read.event_times
+        times[1] = _Unstampable()
+        return read
+
+    monkeypatch.setattr(batch, "read_batch", odd_time)
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        result = _score([orjson.dumps(e) for e in _events(3)], Model())
+    assert len(result.predictions) == 2
+    [letter] = _letters(result)
+    assert (letter.error_type, letter.exception_class, letter.source_offset) == (
+        "internal_error",
+        "RuntimeError",
+        41,
+    )
+    assert [r.getMessage().split(",")[0] for r in caplog.records] == ["internal error on events:2:41"]
 
 
 # -- result fields the scorer's metrics read ------------------------------------------------------
@@ -240,9 +346,26 @@ def test_an_internal_error_is_logged_with_the_records_place_and_exception(
         now[0] = 61.0
         _score([b"{}"], Model())
     first, second = (r.getMessage() for r in caplog.records)
-    assert "internal error on events:2:40" in first
-    assert "LookupError: lost" in first
-    assert "(1 more LookupError in the last minute were not logged)" in second
+    place = "internal error on events:2:40, dead-lettered as internal_error: LookupError: lost"
+    assert first == f"{place} (0 more LookupError in the last minute were not logged)"
+    assert second == f"{place} (1 more LookupError in the last minute were not logged)"
+
+
+def test_each_kind_of_internal_error_gets_its_own_log_line_in_a_minute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(batch, "_INTERNAL_ERRORS", batch._Throttle(60.0, clock=lambda: 0.0))
+    errors = iter([LookupError("lost"), KeyError("gone"), LookupError("lost again")])
+
+    def explode(value: bytes, max_bytes: int) -> Any:
+        raise next(errors)
+
+    monkeypatch.setattr(batch, "read_event", explode)
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        result = _score([b"{}", b"{}", b"{}"], Model())
+    classes = [letter.exception_class for letter in _letters(result)]
+    assert classes == ["LookupError", "KeyError", "LookupError"]
+    assert [r.getMessage().split(": ")[1] for r in caplog.records] == ["LookupError", "KeyError"]
 
 
 def test_the_log_throttle_lets_one_through_per_interval_and_counts_the_rest() -> None:
@@ -254,3 +377,59 @@ def test_the_log_throttle_lets_one_through_per_interval_and_counts_the_rest() ->
     assert throttle.allow("b") == 0  # kinds are throttled apart
     now[0] = 160.0  # exactly one interval later
     assert throttle.allow("a") == 1
+
+
+# -- shadow predictions ---------------------------------------------------------------------------
+
+
+def _challenger(answer: Any) -> Model:
+    challenger = Model(answer)
+    challenger.version, challenger.threshold = "challenger-2", 0.2  # type: ignore[misc]
+    return challenger
+
+
+class _Seeing(Model):
+    """A challenger that answers by customer: 0.1, 0.3, 0.9 for the champion's first three."""
+
+    def predict_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray:
+        self.calls.append(n)
+        by_customer = {e["customer_id"]: p for e, p in zip(_events(3), (0.1, 0.3, 0.9), strict=True)}
+        return np.array([by_customer[c] for c in columns["customer_id"]])
+
+
+def test_a_shadow_prediction_is_the_challengers_verdict_on_the_champions_events() -> None:
+    values = [orjson.dumps(e) for e in _events(3)] + [b"not json"]  # the dead letter gets no shadow
+    result = _score(values, Model())  # the champion: 0.25 each, threshold 0.5
+    challenger = _Seeing()
+    challenger.version, challenger.threshold = "challenger-2", 0.2  # type: ignore[misc]
+    records, probabilities = batch.shadow_predictions(result, challenger)
+
+    assert challenger.calls == [3]  # one call for the batch
+    assert probabilities.tolist() == [0.1, 0.3, 0.9]
+    champion, shadow = _predictions(result), [orjson.loads(r.value or b"") for r in records]
+    assert [s["churn_probability"] for s in shadow] == [0.1, 0.3, 0.9]
+    assert [s["churn"] for s in shadow] == [False, True, True]  # the challenger's own threshold
+    assert {s["model_version"] for s in shadow} == {"challenger-2"}
+    for name in ("event_id", "customer_id", "event_time", "scored_at"):
+        assert [s[name] for s in shadow] == [c[name] for c in champion], name
+    assert all("reasons" not in s for s in shadow)
+    assert [r.key for r in records] == [p.key for p in result.predictions]
+    assert [r.headers for r in records] == [
+        [*p.headers[:1], ("model_version", b"challenger-2"), ("role", b"challenger")]
+        for p in result.predictions
+    ]
+
+
+def test_a_batch_without_predictions_asks_the_challenger_nothing() -> None:
+    result = _score([b"not json"], Model())
+    challenger = _challenger(None)
+    records, probabilities = batch.shadow_predictions(result, challenger)
+    assert records == [] and probabilities.shape == (0,)
+    assert challenger.calls == []
+
+
+def test_a_challenger_answering_nan_fails_its_shadow_batch_not_the_champions() -> None:
+    result = _score([orjson.dumps(e) for e in _events(2)], Model())
+    with pytest.raises(batch.ModelOutputError, match="NaN"):
+        batch.shadow_predictions(result, _challenger(lambda n: np.full(n, np.nan)))
+    assert len(result.predictions) == 2 and not result.dead_letters

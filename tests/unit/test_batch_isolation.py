@@ -138,23 +138,45 @@ def test_a_resource_error_while_decoding_propagates(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_fast_path_failing_on_the_whole_batch_falls_back_row_by_row(
-    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float]
+    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float], caplog: pytest.LogCaptureFixture
 ) -> None:
     real = batch.read_batch
     seen: list[int] = []
+    errors = iter([RuntimeError("fast path bug"), RuntimeError("again"), KeyError("other")])
 
     def fails_on_batches(values: Sequence[bytes]) -> Any:
         seen.append(len(values))
         if len(values) > 1:
-            raise RuntimeError("fast path bug")
+            raise next(errors)
         return real(values)
 
     monkeypatch.setattr(batch, "read_batch", fails_on_batches)
     events = _events(5)
-    result = score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
-    assert not result.dead_letters  # not one dead letter: each row is read on its own
-    assert _predicted_ids(result) == [e["event_id"] for e in events]
-    assert seen == [5, 1, 1, 1, 1, 1]
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        result = score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
+        assert not result.dead_letters  # not one dead letter: each row is read on its own
+        assert _predicted_ids(result) == [e["event_id"] for e in events]
+        assert seen == [5, 1, 1, 1, 1, 1]
+        for _ in range(2):  # within the minute: the same class is held back, another is logged
+            assert (
+                len(score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS).predictions)
+                == 5
+            )
+    fresh_throttle[0] += 61.0
+    with caplog.at_level(logging.ERROR, logger="scorer.batch"):
+        errors = iter([RuntimeError("later")])
+        score_batch(_records([orjson.dumps(e) for e in events]), FakeModel(), LIMITS)
+    lines = [(r.getMessage(), r.exc_info[1] if r.exc_info else None) for r in caplog.records]
+    row_by_row = "reading it row by row"
+    assert [line for line, _ in lines] == [
+        f"the fast path failed on a batch of 5 (RuntimeError: fast path bug); {row_by_row} "
+        "(0 more in the last minute were not logged)",
+        f"the fast path failed on a batch of 5 (KeyError: 'other'); {row_by_row} "
+        "(0 more in the last minute were not logged)",
+        f"the fast path failed on a batch of 5 (RuntimeError: later); {row_by_row} "
+        "(1 more in the last minute were not logged)",
+    ]
+    assert [str(exc) for _, exc in lines] == ["fast path bug", "'other'", "later"]  # with the traceback
 
 
 def test_a_row_the_fast_path_fails_on_goes_to_the_slow_path(
@@ -440,3 +462,64 @@ def test_a_memory_error_during_bisection_propagates_too() -> None:
 
     with pytest.raises(MemoryError):
         score_batch(_records(_values(4)), FakeModel(fails_then_out_of_memory), LIMITS)
+
+
+class _ExplainingFake(FakeModel):
+    """A :class:`FakeModel` that explains (one reason per record, its tenure) or says it cannot."""
+
+    def __init__(self, rule: Rule | None = None, *, explainable: bool = True) -> None:
+        super().__init__(rule)
+        self.explainable = explainable
+        self.no_reasons_because = None if explainable else "not this one"
+
+    def explain_columns(
+        self, columns: Mapping[str, Sequence[Any]], n: int, *, top: int = 3, down: int = 0
+    ) -> Any:
+        from models.explain import Reason
+        from models.predictor import Explained
+
+        reasons = [[Reason(feature="tenure", value=t, contribution=0.5)] for t in columns["tenure"]]
+        return Explained(probability=self.predict_columns(columns, n), reasons=reasons)
+
+
+@pytest.mark.parametrize("explainable", [True, False])
+def test_a_model_failure_and_an_unwritable_prediction_in_one_batch_leave_the_others_as_they_were(
+    monkeypatch: pytest.MonkeyPatch, fresh_throttle: list[float], explainable: bool
+) -> None:
+    events = _events(5)
+    poison, unwritable = events[1]["customer_id"], events[3]["event_id"]
+
+    def fails_on_poison(columns: Mapping[str, Sequence[Any]], n: int) -> np.ndarray | None:
+        if poison in columns["customer_id"]:
+            raise RuntimeError("poisoned")
+        return None
+
+    def score() -> BatchResult:
+        model = _ExplainingFake(fails_on_poison, explainable=explainable)
+        records = _records([orjson.dumps(e) for e in events])
+        return score_batch(records, model, LIMITS, clock=lambda: 1.9e9, reasons=batch.ReasonCodes())
+
+    clean = {p["event_id"]: p for p in map(orjson.loads, (r.value or b"" for r in score().predictions))}
+    from schemas.predictions import prediction_payloads as real
+
+    def refuses(ids: Sequence[str], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if unwritable in ids:
+            raise TypeError("cannot write this one")
+        return real(ids, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "prediction_payloads", refuses)
+    result = score()
+    _one_outcome_each(result, 5)
+    letters = _letters(result)
+    assert {row: letters[row].error_type for row in letters} == {1: "scoring_failed", 3: "internal_error"}
+    written = [orjson.loads(r.value or b"") for r in result.predictions]
+    assert written == [
+        clean[events[i]["event_id"]] for i in (0, 2, 4)
+    ]  # reasons, times: all as without the faults
+    assert ("reasons_unavailable" in written[0]) is not explainable
+    assert (letters[3].exception_class, letters[3].error_message) == (
+        "TypeError",
+        "TypeError: cannot write this one",
+    )
+    assert len(result.probabilities) == len(result.event_times) == len(result.scored_event_times) == 3
+    assert result.scored_columns["event_id"] == [events[i]["event_id"] for i in (0, 2, 4)]  # for the shadow

@@ -304,3 +304,180 @@ def test_names_in_another_case_are_read_when_the_exact_name_is_absent() -> None:
     rejection = validate_event(twice)
     assert isinstance(rejection, Rejection)
     assert (rejection.error_type, rejection.field) == ("duplicate_keys", "tenure")
+
+
+# -- the words of a refusal: the error_field and error_message headers of a dead letter ------------
+
+_GOOD = orjson.dumps(event())
+
+
+@pytest.mark.parametrize(
+    ("value", "error_type", "field", "message"),
+    [
+        (b" \n", "empty_value", "", "record value is empty"),
+        (
+            _GOOD + b" " * 2000,
+            "oversize",
+            "",
+            f"record value is {len(_GOOD) + 2000} bytes; the limit is 2000",
+        ),
+        (b"[" * 65 + b"]" * 65, "too_deep", "", "JSON nests deeper than 64 levels of arrays and objects"),
+        (_GOOD[:40], "invalid_json", "", "not valid JSON: unexpected end of data (character 40)"),
+        (b"[1]", "not_an_object", "", "record is a JSON array, not an object"),
+        (b"\xff{}", "not_utf8", "", "value is not UTF-8: invalid byte at position 0"),  # no key before it
+        (b"[NaN]", "not_finite", "", "NaN or Infinity is not a finite number"),
+        (b"42", "not_an_object", "", "record is a JSON int, not an object"),
+        (
+            _GOOD.replace(b'"gender":"Female"', b'"gender":"F\xe9male"'),
+            "not_utf8",
+            "gender",
+            f"gender: value is not UTF-8: invalid byte at position {_GOOD.index(b'Female') + 1}",
+        ),
+        (
+            _GOOD.replace(b'"monthly_charges":29.85', b'"monthly_charges":NaN'),
+            "not_finite",
+            "monthly_charges",
+            "monthly_charges: NaN or Infinity is not a finite number",
+        ),
+        (
+            _GOOD.replace(b'"tenure":1', b'"tenure":-Infinity'),
+            "not_finite",
+            "tenure",
+            "tenure: NaN or Infinity is not a finite number",
+        ),
+        (
+            _GOOD.replace(b'"tenure":1', b'"tenure":1e999'),
+            "not_finite",
+            "tenure",
+            "tenure: NaN or Infinity is not a finite number",
+        ),
+        (_GOOD[:-1] + b',"tenure":5}', "duplicate_keys", "tenure", "tenure: key appears more than once"),
+        (
+            orjson.dumps(event(tenure=5000)),
+            "out_of_range",
+            "tenure",
+            "tenure: Input should be less than or equal to 1200 (got 5000)",
+        ),
+        (
+            orjson.dumps({k: v for k, v in event().items() if k != "tenure"}),
+            "missing_field",
+            "tenure",
+            "tenure: required field is missing",
+        ),
+        (
+            orjson.dumps(event(senior_citizen="maybe")),  # pydantic's "Value error, " prefix is dropped
+            "invalid_value",
+            "senior_citizen",
+            "senior_citizen: must be 0 or 1, Yes or No, true or false (got 'maybe')",
+        ),
+        (
+            orjson.dumps(event(schema_version=2)),
+            "unsupported_schema_version",
+            "schema_version",
+            "schema_version: 2 is newer than this reader's 1",
+        ),
+    ],
+    ids=[
+        "empty",
+        "oversize",
+        "too_deep",
+        "invalid_json",
+        "array",
+        "not_utf8_at_start",
+        "nan_in_an_array",
+        "number",
+        "not_utf8",
+        "nan",
+        "minus_infinity",
+        "overflow",
+        "duplicate",
+        "out_of_range",
+        "missing",
+        "value_error",
+        "schema_version",
+    ],
+)
+def test_each_refusal_names_its_type_field_and_reason(
+    value: bytes, error_type: str, field: str, message: str
+) -> None:
+    from schemas.contract import Rejection, read_event
+
+    rejection = read_event(value, 2000)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.error_type, rejection.field) == (error_type, field)
+    assert rejection.message == message
+    if " (got " not in message:  # the API's reason: the message without the field (and no input)
+        assert rejection.errors[0].reason == message.removeprefix(f"{field}: ")
+
+
+def test_the_field_errors_the_api_answers_with_give_the_reason_without_the_input() -> None:
+    from schemas.contract import FieldError, Rejection, read_event
+
+    rejection = read_event(orjson.dumps(event(tenure=5000, senior_citizen="maybe")), 64 * 1024)
+    assert isinstance(rejection, Rejection)
+    assert set(rejection.errors) == {
+        FieldError("tenure", "Input should be less than or equal to 1200", "out_of_range"),
+        FieldError("senior_citizen", "must be 0 or 1, Yes or No, true or false", "invalid_value"),
+    }
+
+
+def test_a_rejection_lists_five_field_errors_and_counts_the_rest() -> None:
+    from schemas.contract import Rejection, read_event
+
+    wrong = ("gender", "partner", "dependents", "phone_service", "contract", "paperless_billing", "tenure")
+    rejection = read_event(orjson.dumps(event(**dict.fromkeys(wrong, "?"))), 64 * 1024)
+    assert isinstance(rejection, Rejection)
+    fields = [e.field for e in rejection.errors]
+    assert sorted(fields) == sorted(wrong)  # every error, for the API's answer
+    parts = rejection.message.split("; ")
+    assert [p.split(":")[0] for p in parts[:5]] == fields[:5]
+    assert parts[5:] == ["(+2 more)"]
+    five = read_event(orjson.dumps(event(**dict.fromkeys(wrong[:5], "?"))), 64 * 1024)
+    assert isinstance(five, Rejection) and "more)" not in five.message and five.message.count("; ") == 4
+
+
+def test_a_future_event_time_is_refused_with_the_skew_in_the_message() -> None:
+    from schemas.contract import future_rejection
+
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    rejection = future_rejection(when, 300.0)
+    assert (rejection.error_type, rejection.field) == ("event_from_future", "event_time")
+    expected = "event_time: 2030-01-01T00:00:00+00:00 is more than 300 s ahead of the scorer clock"
+    assert rejection.message == expected
+
+
+def test_a_byte_order_mark_on_the_first_key_is_ignored_unless_the_key_is_also_given_plainly() -> None:
+    from schemas.contract import Rejection, validate_event
+
+    plain = event()
+    first, *rest = plain.items()
+    marked = {"\ufeff" + first[0]: first[1], **dict(rest)}
+    assert validate_event(marked) == validate_event(plain)
+    twice = {"\ufeff" + first[0]: first[1], **plain}
+    rejection = validate_event(twice)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.error_type, rejection.field, rejection.message) == (
+        "duplicate_keys",
+        first[0],
+        f"{first[0]}: key appears more than once",
+    )
+
+
+def test_a_field_given_in_two_other_cases_names_both_spellings() -> None:
+    from schemas.contract import Rejection, validate_event
+
+    twice = {k: v for k, v in event().items() if k != "tenure"} | {"Tenure": 1, "TENURE": 2}
+    rejection = validate_event(twice)
+    assert isinstance(rejection, Rejection)
+    assert rejection.message == "tenure: given as 'Tenure' and 'TENURE'"
+
+
+def test_the_api_reads_a_body_that_is_not_json_in_the_streams_words() -> None:
+    from schemas.contract import BOM, json_rejection, read_event
+
+    for body in (_GOOD[:40], _GOOD.replace(b'"monthly_charges":29.85', b'"monthly_charges":NaN')):
+        rejection = json_rejection(BOM + body)
+        assert rejection is not None
+        assert rejection == read_event(BOM + body, 64 * 1024)
+    assert json_rejection(BOM + _GOOD) is None
+    assert json_rejection(b"[1]") is None  # one JSON document: the caller says what else is wrong
