@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -37,6 +39,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Train the `model_store` fixture's model into this directory once and reuse it in later "
         "sessions (mutation testing runs one short session per mutant).",
     )
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Test ids that survive a command line: text or bytes with other characters (quotes, spaces,
+    backslashes, control characters) get a readable part and a checksum instead of pytest's escapes.
+
+    mutmut runs the tests of a mutant by node id; an id pytest cannot find again from the command
+    line ends that run as a usage error, which mutmut would count as a killed mutant.
+    """
+    if not isinstance(val, str | bytes):
+        return None
+    raw = val.encode("utf-8", "surrogatepass") if isinstance(val, str) else val
+    text = raw.decode("ascii", "replace")
+    if _PLAIN_ID.fullmatch(text):
+        return None
+    readable = re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_")[:24]
+    return f"{readable or argname}-{zlib.crc32(raw):08x}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

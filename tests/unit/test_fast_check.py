@@ -253,7 +253,7 @@ def test_the_producers_events_all_take_the_fast_path() -> None:
 
 
 @pytest.mark.parametrize("field", sorted(FIELDS))
-@pytest.mark.parametrize("value", TRICKY, ids=repr)
+@pytest.mark.parametrize("value", TRICKY)
 def test_a_tricky_value_in_any_field_is_read_alike_or_left_to_the_model(field: str, value: Any) -> None:
     for shape, reshape in SHAPES.items():
         _assert_agrees(orjson.dumps(reshape(_event()) | _named(shape, {field: value})))
@@ -420,7 +420,6 @@ def test_escape_sequences_go_to_the_model(plain: bytes, escaped: bytes) -> None:
         b'{"customer_id":"\xed\xa0\x80"}',
         b"[" + orjson.dumps(_event()) + b"]",
     ],
-    ids=repr,
 )
 def test_what_is_not_an_event_object_goes_to_the_model(value: bytes) -> None:
     assert read_batch([orjson.dumps(_event()), value]).slow == [1]
