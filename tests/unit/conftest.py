@@ -16,11 +16,18 @@ def small_frame() -> pd.DataFrame:
     return generate(1500, seed=11)
 
 
+#: ``trained`` of this process: mutation testing (tests/mutation/run.py) runs one pytest session per
+#: mutant in a fork of the process that ran the clean session, which reuses it instead of training again.
+_TRAINED: list[TrainOutcome] = []
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
-    """One full training run (every candidate, pictures) on small synthetic data."""
-    store = tmp_path_factory.mktemp("store")
-    return train(TrainConfig(store=store, rows=1500, seed=3, cv_folds=3))
+    """One full training run (every candidate, pictures) on small synthetic data; tests only read it."""
+    if not _TRAINED or not _TRAINED[0].path.is_dir():
+        store = tmp_path_factory.mktemp("store")
+        _TRAINED[:] = [train(TrainConfig(store=store, rows=1500, seed=3, cv_folds=3))]
+    return _TRAINED[0]
 
 
 @pytest.fixture
