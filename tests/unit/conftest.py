@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +25,12 @@ _TRAINED: list[TrainOutcome] = []
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
+def trained() -> TrainOutcome:
     """One full training run (every candidate, pictures) on small synthetic data; tests only read it."""
-    if not _TRAINED or not _TRAINED[0].path.is_dir():
-        store = tmp_path_factory.mktemp("store")
+    if not _TRAINED:
+        # Not under pytest's numbered temporary folders: later sessions in this process delete them.
+        store = Path(tempfile.mkdtemp(prefix="churn-trained-"))
+        atexit.register(shutil.rmtree, store, True)
         _TRAINED[:] = [train(TrainConfig(store=store, rows=1500, seed=3, cv_folds=3))]
     return _TRAINED[0]
 
@@ -33,8 +38,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainOutcome:
 @pytest.fixture
 def store_copy(trained: TrainOutcome, tmp_path: Path) -> Path:
     """A private copy of the trained store that a test may tamper with."""
-    import shutil
-
     target = tmp_path / "store"
     shutil.copytree(trained.path.parent, target)
     return target
