@@ -153,3 +153,4 @@ def test_timeout_can_be_disabled(store: Store) -> None:
     app.add_api_route("/slowish-for-test", slowish)
     with TestClient(app) as client:
         assert client.get("/slowish-for-test").json() == {"done": "yes"}
+        assert client.post("/predict", json=customer()).status_code == 200  # the route reads its body
