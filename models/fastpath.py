@@ -106,7 +106,7 @@ def _compile_log_odds(model: Any) -> Scorer | None:
 
 
 def _logistic(model: LogisticRegression) -> Scorer | None:
-    if len(model.classes_) != 2 or model.coef_.shape[0] != 1:
+    if len(model.classes_) != 2:  # a binary model has one row of coefficients
         return None
     coef = np.ascontiguousarray(model.coef_.T)
     intercept = model.intercept_.copy()
@@ -162,7 +162,7 @@ class TreeArrays:
     @classmethod
     def of(cls, model: HistGradientBoostingClassifier) -> TreeArrays | None:
         """The arrays, or ``None`` for models the walk does not cover (multi-class, categorical)."""
-        if len(model.classes_) != 2 or model.n_trees_per_iteration_ != 1:
+        if model.n_trees_per_iteration_ != 1:  # one tree per iteration: a binary model
             return None
         trees = [predictors[0].nodes for predictors in model._predictors]
         if not trees or any(t["is_categorical"].any() for t in trees):

@@ -119,9 +119,8 @@ def plain_name(name: object) -> bool:
     return (
         isinstance(name, str)
         and bool(name)
-        and name not in (".", "..")
         and not any(c in name for c in ("/", "\\", "\0"))
-        and not name.startswith(".")
+        and not name.startswith(".")  # hidden names, and so "." and ".." too
     )
 
 
@@ -428,8 +427,7 @@ def _as_read(manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _valid_version(version: str) -> bool:
     return (
-        bool(version)
+        plain_name(version)
         and len(version) <= 200
-        and plain_name(version)
         and version not in (CURRENT_FILE, HISTORY_FILE, CHALLENGER_FILE, DECISIONS_FILE)
     )

@@ -60,11 +60,26 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_batch.py",
         "tests/unit/test_batch_isolation.py",
     ),
-    "models/registry.py": ("tests/unit/test_registry.py",),
-    "models/store.py": ("tests/unit/test_registry.py",),
-    "models/predictor.py": ("tests/unit/test_predictor.py",),
-    "models/fastpath.py": ("tests/unit/test_predictor.py", "tests/unit/test_fast_check.py"),
-    "api/middleware.py": ("tests/unit/test_api_limits.py",),
+    "models/registry.py": ("tests/unit/test_registry.py", "tests/unit/test_challenger.py"),
+    "models/store.py": ("tests/unit/test_registry.py", "tests/unit/test_challenger.py"),
+    "models/predictor.py": (
+        "tests/unit/test_predictor.py",
+        "tests/unit/test_explain.py",
+        "tests/unit/test_calibration.py",
+        "tests/unit/test_blend.py",
+    ),
+    "models/fastpath.py": (
+        "tests/unit/test_predictor.py",
+        "tests/unit/test_tree_walk.py",
+        "tests/unit/test_blend.py",
+        "tests/unit/test_calibration.py",
+        "tests/unit/test_explain.py",
+    ),
+    "api/middleware.py": (
+        "tests/unit/test_api_limits.py",
+        "tests/unit/test_api_auth.py",
+        "tests/unit/test_api_routes.py",
+    ),
 }
 
 #: mutmut's exit code of a mutant's test run -> its outcome (mutmut.__main__.status_by_exit_code).

@@ -7,7 +7,9 @@ the store, so a test may promote, roll back or tamper freely.
 
 from __future__ import annotations
 
+import atexit
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,10 @@ _PRISTINE: dict[str, Store] = {}
 
 def _pristine(factory: pytest.TempPathFactory) -> Store:
     if "store" not in _PRISTINE:
-        root = factory.mktemp("api-store")
+        # Not under pytest's numbered temporary folders: later sessions in this process (mutation
+        # testing forks one per mutant) delete the older ones, and this store must outlive them.
+        root = Path(tempfile.mkdtemp(prefix="churn-api-store-"))
+        atexit.register(shutil.rmtree, root, True)
         first = train(TrainConfig(store=root, candidates=["spline_logistic"], plots=False, rows=2000))
         second = train(
             TrainConfig(

@@ -191,7 +191,9 @@ def test_keys_never_reach_the_logs(scoped: tuple[TestClient, Path], caplog: pyte
         client.post("/predict", headers={"X-API-Key": "w" * 40})
     for secret in (PREDICT_KEY, ADMIN_KEY, "w" * 40):
         assert secret not in caplog.text
-    assert "key=billing" in caplog.text  # the scope refusal names the key
+    # what an operator reads: which key lacked which scope, and where wrong keys come from
+    assert "api_key_scope_refused key=billing path=/admin/reload needs=admin" in caplog.text
+    assert "api_auth_failed reason=invalid_key client=testclient path=/predict" in caplog.text
     assert "admin_reload key=ops" in caplog.text
 
 

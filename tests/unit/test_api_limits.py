@@ -114,20 +114,33 @@ def test_a_malformed_limit_is_refused_at_start(bad: str) -> None:
         Settings(api_rate_limit=bad)
 
 
-def test_a_request_over_the_timeout_is_504(store: Store) -> None:
-    app = create_app(Settings(model_store=store.path, api_request_timeout_s=0.2), poll=False)
+def test_a_request_over_the_timeout_is_504(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # 1 s, not less: the fast request below must stay under it on a loaded machine (mutation runs)
+    app = create_app(Settings(model_store=store.path, api_request_timeout_s=1.0), poll=False)
 
     async def slow() -> dict[str, str]:
-        await asyncio.sleep(5)
+        await asyncio.sleep(10)
         return {"late": "yes"}
 
+    async def own_timeout() -> None:
+        raise TimeoutError("an upstream the route called")
+
     app.add_api_route("/slow-for-test", slow)
-    with TestClient(app) as client:
+    app.add_api_route("/own-timeout-for-test", own_timeout)
+    with (
+        TestClient(app, raise_server_exceptions=False) as client,
+        caplog.at_level("WARNING", "api.middleware"),
+    ):
         response = client.get("/slow-for-test")
         assert response.status_code == 504
         assert response.json()["error"] == "request_timeout"
+        assert response.json()["message"] == "the request took longer than 1 s"
+        assert "request_timeout path=/slow-for-test after_s=1.0 key=-" in caplog.text
         # Fast requests are untouched.
         assert client.post("/predict", json=customer()).status_code == 200
+        # A TimeoutError the route raises itself is a failure of the route, not the timeout.
+        assert client.get("/own-timeout-for-test").status_code == 500
+    assert caplog.text.count("request_timeout") == 1
 
 
 def test_timeout_can_be_disabled(store: Store) -> None:
@@ -140,3 +153,4 @@ def test_timeout_can_be_disabled(store: Store) -> None:
     app.add_api_route("/slowish-for-test", slowish)
     with TestClient(app) as client:
         assert client.get("/slowish-for-test").json() == {"done": "yes"}
+        assert client.post("/predict", json=customer()).status_code == 200  # the route reads its body

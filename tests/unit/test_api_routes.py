@@ -293,6 +293,54 @@ def test_chunked_body_over_the_limit_is_413(client: TestClient) -> None:
     assert response.json()["error"] == "body_too_large"
 
 
+def _body_of(size: int) -> bytes:
+    """A valid customer padded with an ignored field to exactly ``size`` bytes of JSON."""
+    import json
+
+    bare = len(json.dumps(customer(padding="")).encode())
+    body = json.dumps(customer(padding="x" * (size - bare))).encode()
+    assert len(body) == size
+    return body
+
+
+def test_a_body_exactly_at_the_limit_is_scored_and_one_byte_more_is_413(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    assert client.post("/predict", content=_body_of(4096), headers=headers).status_code == 200
+    over = client.post("/predict", content=_body_of(4097), headers=headers)
+    assert over.status_code == 413
+    assert over.json()["message"] == "the body is larger than 4096 bytes"
+
+    def chunks(body: bytes) -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield from (body[i : i + 1000] for i in range(0, len(body), 1000))
+
+    assert client.post("/predict", content=chunks(_body_of(4096)), headers=headers).status_code == 200
+    chunked_over = client.post("/predict", content=chunks(_body_of(4097)), headers=headers)
+    assert chunked_over.status_code == 413
+
+
+def test_a_content_length_that_is_not_a_number_is_400(client: TestClient) -> None:
+    response = client.post(
+        "/predict", content=b"{}", headers={"content-type": "application/json", "content-length": "2x"}
+    )
+    assert response.status_code == 400
+    assert response.json()["message"] == "Content-Length is not a number"
+
+
+def test_media_types_are_compared_without_case_or_parameters(client: TestClient) -> None:
+    import json
+
+    body = json.dumps(customer()).encode()
+    for media in ("Application/JSON", " application/json ; charset=utf-8", "application/problem+json"):
+        response = client.post("/predict", content=body, headers={"content-type": media})
+        assert response.status_code == 200, media
+
+
+def test_an_empty_post_is_told_its_body_is_missing_whatever_its_type(client: TestClient) -> None:
+    response = client.post("/predict", headers={"content-length": "0"})
+    assert response.status_code == 422
+    assert response.json()["message"] == "a JSON body is required"
+
+
 # ---------------------------------------------------------------- /predict/batch
 def test_batch_scores_in_order(client: TestClient, predictor: Predictor, store: Store) -> None:
     rows = records(5, seed=3)
@@ -427,6 +475,41 @@ def test_metrics_count_requests_latency_and_probabilities(store: Store) -> None:
     assert metric_value(text, "churn_api_request_latency_seconds_count", route="/predict") == 4
     assert metric_value(text, "churn_prediction_probability_count") == 3 + 4
     assert metric_value(text, "churn_model_info", version=store.v1, model="spline_logistic") == 1
+
+
+def test_every_method_is_counted_under_its_name_and_others_as_other(store: Store) -> None:
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    with make_client(store.path) as client:
+        for method in [*methods, "PURGE"]:
+            client.request(method, "/model")
+        text = client.get("/metrics").text
+    for method in methods:
+        assert metric_value(text, "churn_api_requests_total", route="/model", method=method) == 1, method
+    assert metric_value(text, "churn_api_requests_total", route="/model", method="other", status="405") == 1
+
+
+def test_docs_assets_are_counted_under_their_folder(store: Store) -> None:
+    with make_client(store.path) as client:
+        assert client.get("/docs-assets/favicon.png").status_code == 200
+        assert client.get("/docs-assets/no-such-file.js").status_code == 404
+        assert client.get("/docs-assets-elsewhere").status_code == 404  # only a prefix, not the folder
+        text = client.get("/metrics").text
+    assert metric_value(text, "churn_api_requests_total", route="/docs-assets", status="200") == 1
+    assert metric_value(text, "churn_api_requests_total", route="/docs-assets", status="404") == 1
+    assert metric_value(text, "churn_api_requests_total", route="unmatched", status="404") == 1
+
+
+def test_a_route_that_fails_is_counted_as_500(store: Store) -> None:
+    app = create_app(Settings(model_store=store.path), poll=False)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a route")
+
+    app.add_api_route("/broken-for-test", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/broken-for-test").status_code == 500
+        text = client.get("/metrics").text
+    assert metric_value(text, "churn_api_requests_total", route="unmatched", method="GET", status="500") == 1
 
 
 def test_no_bodies_or_customer_ids_in_logs(store: Store, caplog: pytest.LogCaptureFixture) -> None:

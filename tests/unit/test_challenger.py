@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
@@ -71,16 +72,18 @@ def test_promoting_the_challenger_clears_it_and_rollback_is_recorded(store: Stor
     assert registry.decisions()[1]["evidence"] == {"roc_auc_diff": 0.03}
 
 
-def test_a_torn_decision_line_is_skipped(store: Store) -> None:
+def test_a_torn_decision_line_is_skipped(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     registry = store.registry
     registry.record_decision("retrain_rejected", store.v2, reason="gate", evidence={"n": 1})
     with (store.path / "decisions.jsonl").open("a") as handle:
+        handle.write('["not", "an", "entry"]\n')  # JSON, but not an entry
         handle.write('{"action": "promo')  # a write cut short by a crash
     assert [d["action"] for d in registry.decisions()] == ["retrain_rejected"]
+    assert caplog.text.count("skipping a line of decisions.jsonl that is not JSON") == 1
 
 
 def test_reserved_pointer_names_are_not_versions(store: Store) -> None:
-    for name in (CHALLENGER_FILE, "decisions.jsonl"):
+    for name in (CHALLENGER_FILE, "decisions.jsonl", "CURRENT", "history.json"):
         with pytest.raises(RegistryError, match="invalid version"):
             store.registry.load(name)
 
@@ -135,3 +138,18 @@ def test_cli_promote_challenger_clear_and_history(store: Store) -> None:
     ]
     refused = runner.invoke(app, ["models", "promote", store.v1, "--challenger", *where])
     assert refused.exit_code != 0 and "CHALLENGER is unchanged" in refused.output
+
+
+@pytest.mark.parametrize("error", [KeyError("uid 4242"), OSError("no login name")])
+def test_a_process_user_without_a_name_is_recorded_as_unknown(
+    store: Store, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """In a container the uid often has no passwd entry: the decision is still recorded."""
+
+    def nameless() -> str:
+        raise error
+
+    monkeypatch.setattr(getpass, "getuser", nameless)
+    entry = store.registry.record_decision("retrain_skipped", None, reason="no drift")
+    assert (entry["who"], entry["previous"]) == ("unknown", store.v1)
+    assert store.registry.decisions() == [entry]

@@ -178,7 +178,7 @@ def test_reasons_name_the_feature_and_the_customers_value(train_frame: pd.DataFr
 
 
 def test_reasons_are_refused_when_they_stop_adding_up(
-    train_frame: pd.DataFrame, customers: pd.DataFrame
+    train_frame: pd.DataFrame, customers: pd.DataFrame, caplog: pytest.LogCaptureFixture
 ) -> None:
     pipeline = fitted("logistic_regression", train_frame)
     predictor = Predictor(pipeline, {"version": "v"})
@@ -191,3 +191,4 @@ def test_reasons_are_refused_when_they_stop_adding_up(
     predictor.check_reasons(records)
     assert not predictor.explainable
     assert "load-time check" in (predictor.no_reasons_because or "")
+    assert "reason codes do not add up to the log-odds for v; serving none" in caplog.text

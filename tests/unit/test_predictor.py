@@ -100,7 +100,9 @@ def test_fast_path_check_keeps_agreeing_compiled_scorers(
     assert predictor.fast_path is before
 
 
-def test_fast_path_is_dropped_when_it_disagrees(random_customers: pd.DataFrame) -> None:
+def test_fast_path_is_dropped_when_it_disagrees(
+    random_customers: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
     train = generate(800, seed=2)
     pipeline = candidates.build(["logistic_regression"])["logistic_regression"]
     pipeline.fit(train, train["churn"])
@@ -109,6 +111,7 @@ def test_fast_path_is_dropped_when_it_disagrees(random_customers: pd.DataFrame) 
     pipeline.named_steps["model"].intercept_ = pipeline.named_steps["model"].intercept_ + 1.0
     predictor.check_fast_path(as_events(random_customers.head(20)))
     assert not predictor.fast_path
+    assert "compiled scorer disagrees with sklearn for v; using sklearn" in caplog.text
     expected = pipeline.predict_proba(random_customers)[:, 1]
     np.testing.assert_allclose(predictor.predict_frame(random_customers), expected, rtol=0, atol=TOLERANCE)
 
@@ -137,3 +140,105 @@ def test_the_pipeline_must_start_with_the_encoder() -> None:
 
     with pytest.raises(TypeError, match="FeatureEncoder"):
         Predictor(Pipeline([("model", LogisticRegression())]), {"version": "v"})
+
+
+def _fitted(*steps: Any, rows: int = 600, classes: int = 2) -> Any:
+    """``FeatureEncoder`` then ``steps``, fitted on synthetic customers (``classes`` labels)."""
+    from sklearn.pipeline import Pipeline
+
+    train = generate(rows, seed=8)
+    label = train["churn"].to_numpy() if classes == 2 else np.arange(rows) % classes
+    return Pipeline([("encode", FeatureEncoder()), *steps]).fit(train, label)
+
+
+def test_compiled_tails_cover_votes_scalers_and_pass_through_steps(random_customers: pd.DataFrame) -> None:
+    """Every compiled shape gives sklearn's probabilities; weights and scaler options are honoured."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def members() -> list[tuple[str, Any]]:
+        return [
+            ("linear", Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(C=0.1))])),
+            ("trees", HistGradientBoostingClassifier(max_iter=20, random_state=0)),
+        ]
+
+    shapes = {
+        "soft vote": _fitted(("model", VotingClassifier(members(), voting="soft"))),
+        "weighted soft vote": _fitted(("model", VotingClassifier(members(), voting="soft", weights=[3, 1]))),
+        "no centring": _fitted(("scale", StandardScaler(with_mean=False)), ("lr", LogisticRegression())),
+        "no scaling": _fitted(("scale", StandardScaler(with_std=False)), ("lr", LogisticRegression())),
+        "pass-through steps": _fitted(
+            ("skip", "passthrough"),
+            ("inner", Pipeline([("scale", StandardScaler()), ("none", None), ("lr", LogisticRegression())])),
+        ),
+    }
+    for name, pipeline in shapes.items():
+        predictor = Predictor(pipeline, {"version": name})
+        assert predictor.fast_path, name
+        expected = pipeline.predict_proba(random_customers)[:, 1]
+        np.testing.assert_allclose(
+            predictor.predict_frame(random_customers), expected, rtol=0, atol=TOLERANCE, err_msg=name
+        )
+
+
+def test_what_the_compiler_cannot_express_runs_through_sklearn(random_customers: pd.DataFrame) -> None:
+    """A hard vote, more than two classes or an unknown transformer: sklearn scores, same numbers."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import MinMaxScaler
+
+    shapes = {
+        "hard vote": _fitted(
+            ("model", VotingClassifier([("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))]))
+        ),
+        "three-class logistic": _fitted(("model", LogisticRegression()), classes=3),
+        "three-class trees": _fitted(
+            ("model", HistGradientBoostingClassifier(max_iter=10, random_state=0)), classes=3
+        ),
+        "unknown transformer": _fitted(("scale", MinMaxScaler()), ("model", LogisticRegression())),
+    }
+    sample = random_customers.head(50)
+    for name, pipeline in shapes.items():
+        predictor = Predictor(pipeline, {"version": name})
+        assert not predictor.fast_path, name
+        if name != "hard vote":  # a hard vote has no probabilities at all
+            expected = pipeline.predict_proba(sample)[:, 1]
+            got = predictor.predict_frame(sample)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=0, err_msg=name)
+
+
+def test_a_manifest_with_only_a_version_gets_the_documented_defaults() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from models.predictor import ModelInfo
+
+    predictor = Predictor(_fitted(("model", LogisticRegression())), {"version": 7})
+    assert predictor.info == ModelInfo(version="7", selected_model="unknown", threshold=0.5, created_at="")
+    assert predictor.decide(np.array([0.49, 0.5])).tolist() == [False, True]
+
+
+def test_nothing_in_gives_nothing_out(random_customers: pd.DataFrame) -> None:
+    pipeline = candidates.build(["spline_logistic"])["spline_logistic"]
+    predictor = Predictor(pipeline.fit(random_customers, random_customers["churn"]), {"version": "v"})
+    assert predictor.predict_columns({}, 0).shape == (0,)
+    assert predictor.predict_frame(random_customers.head(0)).shape == (0,)
+    for explained in (predictor.explain_batch([]), predictor.explain_columns({}, 0)):
+        assert explained.probability.shape == (0,)
+        assert explained.reasons == []
+    predictor.check_fast_path([])
+    predictor.check_reasons([])
+    assert predictor.fast_path and predictor.explainable
+
+
+def test_events_and_dicts_get_the_same_reasons(random_customers: pd.DataFrame) -> None:
+    pipeline = candidates.build(["spline_logistic"])["spline_logistic"]
+    predictor = Predictor(pipeline.fit(random_customers, random_customers["churn"]), {"version": "v"})
+    sample = random_customers.head(30)
+    from_events = predictor.explain_batch(as_events(sample), top=2, down=1)
+    from_dicts = predictor.explain_batch(as_records(sample), top=2, down=1)
+    assert from_events.reasons == from_dicts.reasons
+    np.testing.assert_array_equal(from_events.probability, from_dicts.probability)
+    for event, reasons in zip(as_events(sample), from_events.reasons, strict=True):
+        assert predictor.explain_one(event, top=2, down=1)[1] == reasons

@@ -243,6 +243,43 @@ def test_promote_refuses_a_model_whose_probe_predictions_are_not_probabilities(s
     assert registry.current() == first
 
 
+def test_promote_refuses_scores_outside_0_and_1_but_accepts_certainty(store_copy: Path) -> None:
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from models.encoding import FeatureEncoder
+    from models.probes import probe_records
+    from training.synthetic import generate
+
+    registry = ModelRegistry(store_copy)
+    first = registry.current()
+    assert first is not None
+    # A soft vote with a negative weight extrapolates: 2 * p(strong) - p(weak) leaves [0, 1].
+    frame = generate(600, seed=9)
+    vote = VotingClassifier(
+        [("strong", LogisticRegression(C=100.0)), ("weak", LogisticRegression(C=1e-4))],
+        voting="soft",
+        weights=[2.0, -1.0],
+    )
+    extrapolating = Pipeline([("encode", FeatureEncoder()), ("model", vote)]).fit(frame, frame["churn"])
+    clone_version(store_copy, first, "99990101T000000000000Z-outside")
+    _replace_model(store_copy / "99990101T000000000000Z-outside", extrapolating)
+    with pytest.raises(ModelCheckError, match="a probe prediction is outside \\[0, 1\\]"):
+        registry.promote("99990101T000000000000Z-outside")
+    # A model certain of its probe customers answers exactly 0 and 1: probabilities still.
+    pipeline = registry.load(first).pipeline
+    model = pipeline.steps[-1][1]
+    inner = model.steps[-1][1] if hasattr(model, "steps") else model
+    inner.coef_ = inner.coef_ * 1e6
+    clone_version(store_copy, first, "99990101T000000000000Z-certain")
+    _replace_model(store_copy / "99990101T000000000000Z-certain", pipeline)
+    scores = registry.vet("99990101T000000000000Z-certain").predict_batch(probe_records())
+    assert {0.0, 1.0} <= set(scores.tolist())
+    registry.promote("99990101T000000000000Z-certain")
+    assert registry.current() == "99990101T000000000000Z-certain"
+
+
 # --- finding: manifest entries pointing outside the version folder ---------------------------
 @pytest.mark.parametrize(
     "entry", ["../../outside.txt", "ABSOLUTE", "sub/dir.txt", "..\\..\\outside.txt", "..", ".hidden"]
@@ -286,7 +323,9 @@ def test_a_symbolic_link_as_the_model_file_is_refused(store_copy: Path) -> None:
     real = store_copy.parent / "model-elsewhere"
     os.replace(store_copy / version / MODEL_FILE, real)
     (store_copy / version / MODEL_FILE).symlink_to(real)
-    with pytest.raises(IntegrityError, match="cannot read model.skops"):
+    with pytest.raises(
+        IntegrityError, match="cannot read model.skops \\(Too many levels of symbolic links\\)$"
+    ):
         registry.load(version)
 
 
@@ -430,6 +469,8 @@ def test_older_joblib_versions_still_load_unless_pickles_are_refused(store_copy:
     manifest = json.loads((store_copy / legacy / MANIFEST_FILE).read_text())
     del manifest["model_format"], manifest["model_file"]  # as versions written before skops
     (store_copy / legacy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert registry.model_file(legacy) == LEGACY_MODEL_FILE
+    assert registry.model_file(first) == MODEL_FILE
     records = [dict(r) for r in __import__("models.probes", fromlist=["x"]).probe_records(20)]
     assert np.array_equal(
         registry.vet(legacy).predict_batch(records), registry.vet(first).predict_batch(records)
@@ -498,3 +539,180 @@ def test_the_signature_is_over_the_canonical_manifest() -> None:
     assert signing.problem({**signed, "threshold": 0.9}, KEY) is not None
     expected = hashlib.sha256  # noqa: F841 - the algorithm named in the field
     assert signed["signature"]["algorithm"] == "hmac-sha256"
+
+
+# --- what a reader of the store refuses, with the message an operator reads ----------------------
+@pytest.mark.parametrize("entry", ["sub\\dir.txt", "nul\0name.txt", ""])
+def test_backslashes_nuls_and_empty_names_are_not_plain_names(store_copy: Path, entry: str) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    hashes = json.loads((store_copy / version / MANIFEST_FILE).read_text())["sha256"]
+    rewrite_manifest(store_copy / version, sha256={entry: "0" * 64, **hashes})  # checked first
+    with pytest.raises(IntegrityError, match="not a plain file name inside the version folder"):
+        registry.verify(version)
+
+
+def test_a_manifest_that_is_not_a_json_object_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    manifest = store_copy / version / MANIFEST_FILE
+    manifest.write_text("[1, 2]")
+    with pytest.raises(IntegrityError, match=f"^version {version}: the manifest is not a JSON object$"):
+        registry.load(version)
+    manifest.write_bytes(b'{"version": "\xff"}')
+    with pytest.raises(IntegrityError, match=f"^version {version}: the manifest is not JSON$"):
+        registry.load(version)
+    manifest.unlink()
+    manifest.mkdir()
+    with pytest.raises(IntegrityError, match=f"^version {version}: unreadable manifest \\(.+\\)$"):
+        registry.load(version)
+
+
+def test_a_manifest_must_name_its_version_and_list_well_formed_hashes(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    folder = store_copy / version
+    original = json.loads((folder / MANIFEST_FILE).read_text())
+    rewrite_manifest(folder, version=None)
+    with pytest.raises(IntegrityError, match=f"^version {version}: its manifest names no version; "):
+        registry.verify(version)
+    rewrite_manifest(folder, version="x" * 500)
+    with pytest.raises(IntegrityError, match=f"its manifest names '{'x' * 79}; a folder") as caught:
+        registry.verify(version)
+    assert "x" * 80 not in str(caught.value)  # a hostile name is cut, not echoed whole
+    hashes = dict(original["sha256"])
+    hashes["report.md"] = hashes["report.md"].upper()
+    rewrite_manifest(folder, version=version, sha256=hashes)
+    malformed = f"^version {version}: the sha256 listed for report.md is malformed$"
+    with pytest.raises(IntegrityError, match=malformed):
+        registry.verify(version)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model_format": "onnx"}, "unknown model format 'onnx'"),
+        ({"model_format": "x" * 100}, f"unknown model format '{'x' * 40}'$"),
+        ({"model_file": LEGACY_MODEL_FILE}, f"a skops model must be in {MODEL_FILE}$"),
+    ],
+)
+def test_the_declared_model_format_and_file_must_agree(
+    store_copy: Path, changes: dict[str, object], message: str
+) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    rewrite_manifest(store_copy / version, **changes)
+    with pytest.raises(IntegrityError, match=f"^version {version}: {message}"):
+        registry.load(version)
+    with pytest.raises(IntegrityError, match=f"^version {version}: {message}"):
+        registry.verify(version)
+
+
+def test_a_listed_artifact_that_is_a_folder_cannot_be_read(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    (store_copy / version / "report.md").unlink()
+    (store_copy / version / "report.md").mkdir()
+    with pytest.raises(
+        IntegrityError, match=f"^version {version}: cannot read report.md \\(IsADirectoryError\\)$"
+    ):
+        registry.verify(version)
+    (store_copy / version / MODEL_FILE).unlink()
+    (store_copy / version / MODEL_FILE).mkdir()
+    with pytest.raises(
+        IntegrityError, match=f"^version {version}: cannot read {MODEL_FILE} \\(IsADirectoryError\\)$"
+    ):
+        registry.load(version)
+    os.rmdir(store_copy / version / MODEL_FILE)
+    with pytest.raises(IntegrityError, match=f"^version {version}: artifact {MODEL_FILE} is missing$"):
+        registry.load(version)
+
+
+def test_a_version_folder_that_is_a_symbolic_link_is_refused(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    linked = "99990101T000000000000Z-linked"
+    (store_copy / linked).symlink_to(store_copy / version)
+    with pytest.raises(IntegrityError, match=f"^version {linked}: the version folder is a symbolic link$"):
+        registry.load(linked)
+
+
+def test_version_names_are_plain_names_of_at_most_200_characters(store_copy: Path, tmp_path: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    with pytest.raises(RegistryError, match=f"unknown version '{'v' * 200}' \\(known: {version}\\)"):
+        registry.load("v" * 200)
+    with pytest.raises(RegistryError, match=f"^invalid version name '{'v' * 80}'$"):
+        registry.load("v" * 201)
+    with pytest.raises(RegistryError, match="unknown version 'nope' \\(known: none\\)"):
+        ModelRegistry(tmp_path).load("nope")
+
+
+def test_staging_refuses_a_taken_name_and_a_folder_without_exactly_one_model(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    with pytest.raises(RegistryError, match=f"^version {version} already exists$"), registry.stage(version):
+        pass
+    with pytest.raises(RegistryError, match="^invalid version name '.hidden'$"), registry.stage(".hidden"):
+        pass
+    one_model = "^version v2 must hold exactly one of model.joblib or model.skops$"
+    for files in ([], [MODEL_FILE, LEGACY_MODEL_FILE]):
+        with pytest.raises(RegistryError, match=one_model), registry.stage("v2") as folder:
+            (folder / MANIFEST_FILE).write_text("{}")
+            for name in files:
+                (folder / name).write_bytes(b"x")
+    assert registry.versions() == [version]
+    assert sorted(p.name for p in store_copy.iterdir() if p.name.startswith(".staging")) == []
+
+
+def test_a_staged_version_is_sealed_with_its_format_and_hashes(tmp_path: Path) -> None:
+    root = tmp_path / "new" / "store"  # created, parents included
+    registry = ModelRegistry(root)
+    with registry.stage("v1") as folder:
+        (folder / LEGACY_MODEL_FILE).write_bytes(b"model bytes")
+        (folder / "notes.txt").write_text("notes")
+        (folder / "link.txt").symlink_to(folder / "notes.txt")  # not an artifact: never hashed
+        stale = {"algorithm": "hmac-sha256", "value": "0" * 64}  # from a copied manifest
+        manifest = {"version": "not this", "metrics": {}, "signature": stale}
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    manifest = registry.manifest("v1")
+    assert manifest["version"] == "v1"
+    assert (manifest["model_format"], manifest["model_file"]) == ("joblib", LEGACY_MODEL_FILE)
+    assert manifest["sha256"] == {
+        LEGACY_MODEL_FILE: hashlib.sha256(b"model bytes").hexdigest(),
+        "notes.txt": hashlib.sha256(b"notes").hexdigest(),
+    }
+    assert "signature" not in manifest
+    assert registry.model_file("v1") == LEGACY_MODEL_FILE
+    assert registry.verify("v1") == manifest
+    assert registry.versions() == ["v1"]
+    (root / "v0-incomplete").mkdir()  # no manifest: not a version
+    (root / "v0-file").write_text("")  # not a folder
+    assert registry.versions() == ["v1"]
+
+
+def test_pointers_that_are_blank_name_nothing(store_copy: Path) -> None:
+    registry = ModelRegistry(store_copy)
+    (store_copy / CURRENT_FILE).write_text("\n")
+    (store_copy / "CHALLENGER").write_text("  \n")
+    assert registry.current() is None
+    assert registry.challenger() is None
+    with pytest.raises(RegistryError, match="no model has been promoted"):
+        registry.load()
+
+
+def test_the_store_of_the_settings_signs_and_refuses_pickles(store_copy: Path, tmp_path: Path) -> None:
+    from config.settings import Settings
+
+    settings = Settings(model_store=store_copy, model_signing_key=KEY.decode(), model_allow_pickle=False)
+    store = ModelRegistry.from_settings(settings)
+    assert (store.root, store.signing_key, store.allow_pickle) == (store_copy, KEY, False)
+    elsewhere = ModelRegistry.from_settings(Settings(model_store=store_copy), root=tmp_path)
+    assert (elsewhere.root, elsewhere.signing_key, elsewhere.allow_pickle) == (tmp_path, None, True)

@@ -23,3 +23,18 @@ def test_the_leaves_reached_give_sklearns_log_odds_with_and_without_missing_valu
     for matrix in (fresh, with_missing, with_missing[:1], np.asfortranarray(with_missing)):
         walked = forest.baseline + forest.value[forest.leaves(matrix)].sum(axis=1)
         np.testing.assert_allclose(walked, model.decision_function(matrix), rtol=0, atol=1e-9)
+
+
+def test_a_value_exactly_at_a_split_threshold_goes_where_sklearn_sends_it() -> None:
+    """sklearn sends ``x <= threshold`` left: rows sitting exactly on every split agree too."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 8, size=(2000, 3)).astype(np.float64)  # few distinct values: many ties
+    y = (x[:, 0] + x[:, 1] - x[:, 2] + rng.normal(scale=1.0, size=2000) > 4).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    forest = TreeArrays.of(model)
+    assert forest is not None
+    inner = forest.left != np.arange(len(forest.left))
+    matrix = np.zeros((int(inner.sum()), 3))
+    matrix[np.arange(len(matrix)), forest.feature[inner]] = forest.threshold[inner]
+    walked = forest.baseline + forest.value[forest.leaves(matrix)].sum(axis=1)
+    np.testing.assert_allclose(walked, model.decision_function(matrix), rtol=0, atol=1e-9)
