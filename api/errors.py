@@ -121,13 +121,21 @@ def field_errors(raw: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
+def invalid_json_response(raw: Sequence[Any]) -> Response | None:
+    """The 400 answer when pydantic's errors say the body is not JSON at all, else None."""
+    broken = [item for item in raw if item.get("type") == "json_invalid"]
+    if not broken:
+        return None
+    reason = str((broken[0].get("ctx") or {}).get("error", "decode error"))
+    return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     raw = exc.errors()
-    broken = [item for item in raw if item.get("type") == "json_invalid"]
-    if broken:
-        reason = str((broken[0].get("ctx") or {}).get("error", "decode error"))
-        return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
+    unreadable = invalid_json_response(raw)
+    if unreadable is not None:
+        return unreadable
     errors = field_errors(raw)
     if len(raw) == 1 and raw[0].get("loc") == ("body",) and raw[0].get("type") == "missing":
         return error_response(422, "validation_error", "a JSON body is required", errors)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.responses import Response
 
 from api.auth import KeyStore, presented_key
-from api.errors import error_response, field_errors, install_error_handlers
+from api.errors import error_response, field_errors, install_error_handlers, invalid_json_response
 from api.server import UnauthenticatedBindError, is_loopback, server_config
 from config.settings import Settings
 from monitoring.metrics import RetrainMetrics
@@ -81,10 +81,9 @@ def parse_payload(body: bytes) -> AlertmanagerPayload | Response:
         return AlertmanagerPayload.model_validate_json(body)
     except ValidationError as exc:
         raw = exc.errors()
-        broken = [item for item in raw if item.get("type") == "json_invalid"]
-        if broken:
-            reason = str((broken[0].get("ctx") or {}).get("error", "decode error"))
-            return error_response(400, "invalid_json", f"the body is not valid JSON: {reason}")
+        unreadable = invalid_json_response(raw)
+        if unreadable is not None:
+            return unreadable
         errors = field_errors(raw)
         fields = ", ".join(e["field"] for e in errors)
         return error_response(
