@@ -19,6 +19,9 @@ from config.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: The exit code of a single run, by its decision (docs/mlops.md).
+EXIT_CODES = {"promoted": 0, "kept_challenger": 1, "skipped": 2}
+
 
 def command(
     ctx: typer.Context,
@@ -85,7 +88,7 @@ def command(
     registry = ModelRegistry.from_settings(settings)
     period = parse_duration(every) if every is not None else None
 
-    def once(trigger: list[dict[str, object]] | None = None) -> int:
+    def once(trigger: list[dict[str, object]] | None = None) -> str:
         events, outcomes, counts = read_last_seen(settings, idle_s=idle_s)
         frame = last_seen(events, outcomes)
         source = {
@@ -132,14 +135,14 @@ def command(
                 f"{result.decision}: {escape(result.reason)}"
                 + (f" (version {escape(result.version)})" if result.version else "")
             )
-        return {"promoted": 0, "kept_challenger": 1, "skipped": 2}[result.decision]
+        return result.decision
 
     if listen is not None:
         _listen(settings, once, listen, cooldown, alertnames, period, runs)
         return
     if period is None:
         try:
-            code = once()
+            code = EXIT_CODES[once()]
         except TrackingError as exc:
             fail(str(exc))
         raise typer.Exit(code)
@@ -161,7 +164,7 @@ def command(
 
 def _listen(
     settings: Settings,
-    once: Callable[..., int],
+    once: Callable[..., str],
     listen: str,
     cooldown: str,
     alertnames: list[str] | None,
@@ -179,12 +182,11 @@ def _listen(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     cooldown_s = 0.0 if cooldown.strip() in ("0", "0s") else parse_duration(cooldown)
-    decisions = {0: "promoted", 1: "kept_challenger", 2: "skipped"}
     console.print(f"retrain webhook on http://{host}:{port}/alerts (cooldown {cooldown})")
     try:
         serve(
             settings,
-            lambda triggers: decisions[once([t.as_evidence() for t in triggers])],
+            lambda triggers: once([t.as_evidence() for t in triggers]),
             host=host,
             port=port,
             cooldown_s=cooldown_s,
