@@ -134,8 +134,8 @@ class _Namings:
             return None
         given: dict[str, str] = {}
         for key in obj:
-            field = FOLDED_NAMES.get(key.casefold())
-            if field is None or field not in _FIELD_NAMES or field in given:
+            field = FOLDED_NAMES.get(key.casefold())  # names only the fields of the structs
+            if field is None or field in given:
                 return None  # an unknown field, or one field named twice: the contract's to read
             given[field] = key
         if any(all(names[f] == key for f, key in given.items()) for names in self.names):

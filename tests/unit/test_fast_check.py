@@ -6,7 +6,7 @@ text a CSV export writes, ids and event_time present or absent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -525,3 +525,154 @@ def test_the_colon_count_rests_on_facts_about_the_struct() -> None:
     for struct in (CanonicalEvent, TelcoEvent):
         assert struct.__struct_fields__[-len(_OPTIONALS) :] == _OPTIONALS
         assert set(struct.__struct_fields__) == {*FIELDS, "churn"}
+
+
+def test_the_learned_namings_rest_on_facts_about_the_struct() -> None:
+    """``_Namings.learn`` takes every field a case-folded name points at as a field of the structs."""
+    from schemas.features import FOLDED_NAMES
+    from scorer.fast_check import CanonicalEvent
+
+    assert set(FOLDED_NAMES.values()) == set(CanonicalEvent.__struct_fields__)
+
+
+def test_a_fields_range_is_the_contracts_at_both_ends() -> None:
+    from schemas.features import NUMERIC_RANGES
+    from scorer.fast_check import _bounded
+
+    for name, (low, high) in NUMERIC_RANGES.items():
+        kind = int if name == "tenure" else float
+        decode = msgspec.json.Decoder(_bounded(kind, name)).decode
+        assert (decode(orjson.dumps(low)), decode(orjson.dumps(high))) == (low, high)
+        for outside in (low - 1, high + 1):
+            with pytest.raises(msgspec.ValidationError):
+                decode(orjson.dumps(outside))
+
+
+def _never(*args: Any) -> Any:
+    raise AssertionError(f"a clean batch took the row-by-row path: {args!r}")
+
+
+@pytest.fixture
+def bulk_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail if a batch is decoded, checked or timed row by row instead of a column at a time."""
+    from scorer import fast_check
+
+    for name in ("_decode_or_none", "_identifier_ok", "_expected_colons", "_parse_time"):
+        monkeypatch.setattr(fast_check, name, _never)
+
+
+def _clean_batch(shape: str) -> list[bytes]:
+    """Well-formed rows that exercise every bulk check: colons in ids, optional fields absent or null."""
+    events = synthetic_events(6, seed=21)
+    events[0] |= {"customer_id": "a:b:c", "event_id": "e:1", "schema_version": 1, "total_charges": None}
+    del events[1]["event_id"]
+    del events[2]["event_time"]
+    events[3]["churn"] = "No"
+    events[4] |= {"tenure": str(events[4]["tenure"]), "monthly_charges": str(events[4]["monthly_charges"])}
+    return [orjson.dumps(SHAPES[shape](event)) for event in events]
+
+
+@pytest.mark.parametrize("shape", ["canonical", "telco", "cased"])
+def test_a_clean_batch_is_read_a_column_at_a_time(bulk_only: None, shape: str) -> None:
+    values = _clean_batch(shape)
+    if shape == "cased":
+        from scorer import fast_check
+
+        learned = fast_check._NAMINGS.learn(values[3])  # the row that names every field
+        assert learned is not None
+    batch = read_batch(values)
+    assert batch.slow == []
+    assert [when is None for when in batch.event_times] == [False, False, True, False, False, False]
+    # every row timed: the parsed column is returned as it is
+    timed = [v for v in values if b'"event_time"' in v] * 2
+    assert None not in read_batch(timed).event_times
+
+
+def test_the_producers_naming_is_tried_first_and_a_batchs_naming_is_kept(bulk_only: None) -> None:
+    from scorer import fast_check
+
+    calls: list[int] = []
+    namings = fast_check._NAMINGS
+
+    def counted(index: int, decode: Any) -> Any:
+        def wrapped(value: bytes) -> Any:
+            calls.append(index)
+            return decode(value)
+
+        return wrapped
+
+    namings.decoders = [counted(i, d) for i, d in enumerate(namings.decoders)]
+    canonical = _clean_batch("canonical")
+    read_batch(canonical)
+    assert set(calls) == {0}
+    calls.clear()
+    assert read_batch(_clean_batch("telco")).slow == []  # one failed try of the canonical naming
+    assert calls[0] == 0 and set(calls[1:]) == {1}
+    calls.clear()
+    read_batch(_clean_batch("telco"))
+    assert set(calls) == {1}
+
+
+def test_a_new_scorers_namings_read_numbers_written_as_text() -> None:
+    from scorer import fast_check
+
+    namings = fast_check._Namings()
+    record = _event(tenure="12", monthly_charges="29.85", total_charges="29.85", schema_version="1")
+    assert namings.decoders[0](orjson.dumps(record)).monthly_charges == 29.85
+    assert namings.decoders[1](orjson.dumps(_telco(record))).tenure == 12
+    # the built-in namings are not learned again
+    assert namings.learn(orjson.dumps(record)) is None
+    assert namings.learn(orjson.dumps(_telco(record))) is None
+    assert len(namings.decoders) == 2
+
+
+@pytest.mark.parametrize("keys", [{"Tenure": 1, "TENURE": 2}, {"Tenure": 1, "Note": 2}])
+def test_a_refused_naming_is_not_learned(keys: dict[str, Any]) -> None:
+    from scorer import fast_check
+
+    namings = fast_check._Namings()
+    assert namings.learn(orjson.dumps(keys)) is None
+    assert len(namings.decoders) == len(namings.names) == 2
+
+
+def test_a_learned_naming_is_exactly_its_keys() -> None:
+    from scorer import fast_check
+
+    namings = fast_check._Namings()
+    value = orjson.dumps(_cased(_telco(_event())))
+    decode = namings.learn(value)
+    assert decode is not None
+    assert decode(value).tenure == _BASE["tenure"]
+    with pytest.raises(msgspec.ValidationError):
+        decode(value[:-1] + b',"Note":1}')
+
+
+def test_one_bad_id_sends_only_its_own_row_to_the_model() -> None:
+    events = synthetic_events(3, seed=22)
+    events[0]["event_id"] = " padded"
+    del events[1]["event_id"]
+    assert read_batch([orjson.dumps(e) for e in events]).slow == [0]
+
+
+def test_times_read_row_by_row_keep_their_offset_and_naive_ones_are_utc() -> None:
+    events = synthetic_events(3, seed=23)
+    events[0]["event_time"] = "2026-13-26T10:00:00Z"  # the plain form, not a date: the model's to word
+    events[1]["event_time"] = "2026-11-26T10:00:00+02:00"
+    events[2]["event_time"] = "2026-11-26T10:00:00"
+    batch = read_batch([orjson.dumps(e) for e in events])
+    assert batch.slow == [0]
+    assert batch.event_times[1] == datetime(2026, 11, 26, 8, tzinfo=UTC)
+    assert batch.event_times[1].utcoffset() == timedelta(hours=2)  # type: ignore[union-attr]
+    assert batch.event_times[2] == datetime(2026, 11, 26, 10, tzinfo=UTC)
+
+
+def test_a_learned_naming_is_not_learned_again_for_an_odd_record() -> None:
+    """A record in a learned naming, with a field the first one lacked and an odd value: not a new naming."""
+    from scorer import fast_check
+
+    namings = fast_check._Namings()
+    first = _cased(_telco({k: v for k, v in _event().items() if k != "event_id"}))
+    assert namings.learn(orjson.dumps(first)) is not None
+    odd = _cased(_telco(_event(tenure=-1)))  # event_id present, under its only name
+    assert namings.learn(orjson.dumps(odd)) is None
+    assert len(namings.decoders) == 3
