@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -24,6 +26,7 @@ import skops.io as sio
 from models import artifact
 from models.registry import (
     CURRENT_FILE,
+    DECISIONS_FILE,
     LEGACY_MODEL_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
@@ -716,3 +719,138 @@ def test_the_store_of_the_settings_signs_and_refuses_pickles(store_copy: Path, t
     assert (store.root, store.signing_key, store.allow_pickle) == (store_copy, KEY, False)
     elsewhere = ModelRegistry.from_settings(Settings(model_store=store_copy), root=tmp_path)
     assert (elsewhere.root, elsewhere.signing_key, elsewhere.allow_pickle) == (tmp_path, None, True)
+
+
+# --- the audit trail and the log: what moved, from what, and why --------------------------------
+def _three_versions(store: Path) -> tuple[str, str, str]:
+    """The trained version (promoted) and two clones; no decision recorded yet."""
+    first = ModelRegistry(store).current()
+    assert first is not None
+    second, third = "99990101T000000000000Z-second", "99990101T000000000000Z-third"
+    clone_version(store, first, second)
+    clone_version(store, first, third)
+    (store / DECISIONS_FILE).unlink(missing_ok=True)
+    return first, second, third
+
+
+def _registry_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "models.registry"]
+
+
+def test_every_pointer_move_is_recorded_with_what_it_replaced_and_why(
+    store_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="models.registry")
+    first, second, third = _three_versions(store_copy)
+    registry = ModelRegistry(store_copy)
+    registry.set_challenger(second)
+    registry.set_challenger(third, reason="newer data", evidence={"roc_auc": 0.8})
+    registry.promote(third, evidence={"gate": "passed"})  # the challenger: cleared as it is promoted
+    registry.promote(second, reason="by hand")
+    assert registry.clear_challenger() is None  # nothing to clear: nothing recorded or logged
+    registry.set_challenger(first)
+    assert registry.clear_challenger() == first
+    kept = registry.record_decision("retrain_kept", third, reason="no better", evidence={"diff": -0.01})
+    assert registry.rollback() == third
+    assert registry.history() == [first, third]
+    decisions = registry.decisions()
+    fields = ("action", "version", "previous", "reason", "evidence")
+    assert [tuple(d.get(k) for k in fields) for d in decisions] == [
+        ("challenger_set", second, None, "", None),
+        ("challenger_set", third, second, "newer data", {"roc_auc": 0.8}),
+        ("promote", third, first, "", {"gate": "passed"}),
+        ("challenger_clear", None, third, "promoted to champion", None),
+        ("promote", second, third, "by hand", None),
+        ("challenger_set", first, None, "", None),
+        ("challenger_clear", None, first, "", None),
+        ("retrain_kept", third, second, "no better", {"diff": -0.01}),
+        ("rollback", third, second, "", None),
+    ]
+    assert decisions[7] == kept
+    assert _registry_log(caplog) == [
+        f"challenger model version {second} (was none)",
+        f"challenger model version {third} (was {second})",
+        f"promoted model version {third}",
+        f"promoted model version {second}",
+        f"challenger model version {first} (was none)",
+        f"challenger model version {first} cleared",
+        f"rolled back to model version {third}",
+    ]
+
+
+def test_rollback_says_why_it_refuses(store_copy: Path) -> None:
+    first, second, third = _three_versions(store_copy)
+    registry = ModelRegistry(store_copy)
+    with pytest.raises(RegistryError) as alone:
+        registry.rollback()
+    assert str(alone.value) == "nothing to roll back to: fewer than two promotions recorded"
+    registry.promote(second)
+    registry.promote(third)
+    hint = (
+        "the pointer was moved outside `churn models`. "
+        "Promote the version you want instead: churn models promote VERSION"
+    )
+    for pointer, named in ((second, second), ("", "nothing")):
+        (store_copy / CURRENT_FILE).write_text(pointer + "\n")
+        with pytest.raises(RegistryError) as moved:
+            registry.rollback()
+        assert str(moved.value) == (
+            f"CURRENT names {named} but the last promotion recorded in history.json is {third}: {hint}"
+        )
+    assert registry.history() == [first, second, third]
+
+
+def test_vet_checks_the_given_probes_and_scores_one_alone(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.predictor import Predictor
+    from models.probes import probe_records
+
+    checked: dict[str, list[object]] = {}
+
+    def spy(kind: str) -> Any:
+        def check(self: Predictor, records: list[object], tolerance: float = 0.0) -> None:
+            checked[kind] = list(records)
+
+        return check
+
+    monkeypatch.setattr(Predictor, "check_fast_path", spy("fast_path"))
+    monkeypatch.setattr(Predictor, "check_reasons", spy("reasons"))
+    probes = probe_records()[:1]
+    version = ModelRegistry(store_copy).current()
+    assert version is not None
+    ModelRegistry(store_copy).vet(version, probes)
+    assert checked == {"fast_path": probes, "reasons": probes}
+
+
+def test_a_version_whose_model_raises_is_refused_naming_the_exception(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from models.predictor import Predictor
+
+    def broken(self: Predictor, records: object) -> object:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(Predictor, "predict_batch", broken)
+    version = ModelRegistry(store_copy).current()
+    with pytest.raises(ModelCheckError) as refused:
+        ModelRegistry(store_copy).vet(str(version))
+    assert str(refused.value) == f"version {version}: the model cannot score the probe customers (ValueError)"
+    assert _registry_log(caplog) == [f"model_check_failed version={version} error=ValueError('boom')"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [(None, "are not all finite numbers"), (1.5, "is outside [0, 1]")],
+    ids=["none", "above-one"],
+)
+def test_probe_predictions_must_be_probabilities(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch, bad: object, words: str
+) -> None:
+    """A custom model may answer with None or values past 1: refused, never a crash."""
+    from models.predictor import Predictor
+
+    monkeypatch.setattr(Predictor, "predict_batch", lambda self, records: [0.5] * (len(records) - 1) + [bad])
+    version = ModelRegistry(store_copy).current()
+    with pytest.raises(ModelCheckError, match=re.escape(words)):
+        ModelRegistry(store_copy).vet(str(version))
