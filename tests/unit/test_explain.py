@@ -17,6 +17,7 @@ from models.explain import Contributions, NotExplainableError
 from models.fastpath import TREE_MAX_ROWS
 from models.predictor import Predictor
 from schemas.features import FEATURES
+from tests.support.fitted import fitted
 from training import candidates
 from training.synthetic import generate
 
@@ -46,15 +47,10 @@ def customers() -> pd.DataFrame:
     return frame
 
 
-def fitted(name: str, frame: pd.DataFrame) -> Pipeline:
-    return candidates.build([name], seed=0)[name].fit(frame, frame["churn"])
-
-
 def calibrated(
     kind: type[SigmoidCalibrated] | type[IsotonicCalibrated], name: str, frame: pd.DataFrame
 ) -> Pipeline:
-    tail = candidates.build([name], seed=0)[name][1:]
-    return Pipeline([("encode", FeatureEncoder()), ("model", kind(tail, cv=3))]).fit(frame, frame["churn"])
+    return fitted(name, frame, kind)
 
 
 @pytest.fixture(scope="module", params=[*EXPLAINABLE, "spline_logistic+sigmoid", "gradient_boosting+sigmoid"])
