@@ -751,6 +751,7 @@ def test_every_pointer_move_is_recorded_with_what_it_replaced_and_why(
     registry.set_challenger(first)
     assert registry.clear_challenger() == first
     kept = registry.record_decision("retrain_kept", third, reason="no better", evidence={"diff": -0.01})
+    registry.record_decision("retrain_skipped", None)
     assert registry.rollback() == third
     assert registry.history() == [first, third]
     decisions = registry.decisions()
@@ -764,6 +765,7 @@ def test_every_pointer_move_is_recorded_with_what_it_replaced_and_why(
         ("challenger_set", first, None, "", None),
         ("challenger_clear", None, first, "", None),
         ("retrain_kept", third, second, "no better", {"diff": -0.01}),
+        ("retrain_skipped", None, second, "", None),
         ("rollback", third, second, "", None),
     ]
     assert decisions[7] == kept
