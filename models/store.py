@@ -198,7 +198,7 @@ class ModelStore:
             raise RegistryError("no signing key is configured (CHURN_MODEL_SIGNING_KEY or _FILE)")
         folder = self._version_dir(version)
         manifest = self.verify(version, require_signature=False)
-        manifest.pop(signing.SIGNATURE_FIELD, None)
+        # the signature covers every field but itself (signing.canonical): a re-sign replaces it
         manifest[signing.SIGNATURE_FIELD] = signing.signature(_as_read(manifest), self.signing_key)
         atomic_write(folder / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
         log.info("signed model version %s", version)
@@ -274,19 +274,9 @@ class ModelStore:
         name = self.manifest(version).get("model_file", LEGACY_MODEL_FILE)
         return name if isinstance(name, str) else LEGACY_MODEL_FILE
 
-    def verify(
-        self,
-        version: str,
-        *,
-        preloaded: dict[str, bytes] | None = None,
-        require_signature: bool = True,
-    ) -> dict[str, Any]:
-        """Check the manifest and every artifact (see the module docstring); return the manifest.
-
-        ``preloaded`` holds contents already read into memory: those bytes, not the
-        file on disk, are checked, so what is verified is exactly what gets loaded.
-        """
-        return self._checked(version, self.manifest(version), preloaded, require_signature=require_signature)
+    def verify(self, version: str, *, require_signature: bool = True) -> dict[str, Any]:
+        """Check the manifest and every artifact (see the module docstring); return the manifest."""
+        return self._checked(version, self.manifest(version), None, require_signature=require_signature)
 
     def _checked(
         self,
@@ -296,7 +286,11 @@ class ModelStore:
         *,
         require_signature: bool = True,
     ) -> dict[str, Any]:
-        """:meth:`verify` on a manifest already read."""
+        """:meth:`verify` on a manifest already read.
+
+        ``preloaded`` holds contents already read into memory: those bytes, not the
+        file on disk, are checked, so what is verified is exactly what gets loaded.
+        """
         folder = self._version_dir(version)
         if self.signing_key is not None and require_signature:
             problem = signing.problem(manifest, self.signing_key)

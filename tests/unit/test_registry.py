@@ -856,3 +856,107 @@ def test_probe_predictions_must_be_probabilities(
     version = ModelRegistry(store_copy).current()
     with pytest.raises(ModelCheckError, match=re.escape(words)):
         ModelRegistry(store_copy).vet(str(version))
+
+
+# --- the files the store writes: atomic, readable, never half-written ----------------------------
+def test_a_pointer_is_written_beside_itself_then_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename is atomic only within one folder; the temporary file is hidden and named for its target."""
+    from models.store import atomic_write
+
+    renamed: list[tuple[Path, Path]] = []
+    replace = os.replace
+
+    def spy(source: str, target: Path) -> None:
+        renamed.append((Path(source), Path(target)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spy)
+    atomic_write(tmp_path / CURRENT_FILE, "v1\n")
+    [(source, target)] = renamed
+    assert source.parent == target.parent == tmp_path
+    assert source.name.startswith(f".{CURRENT_FILE}.")
+    assert (tmp_path / CURRENT_FILE).read_text() == "v1\n"
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(tmp_path: Path) -> None:
+    from models.store import atomic_write
+
+    atomic_write(tmp_path / CURRENT_FILE, "v1\n")
+    with pytest.raises(TypeError):
+        atomic_write(tmp_path / CURRENT_FILE, b"v2\n")  # type: ignore[arg-type]
+    assert [p.name for p in tmp_path.iterdir()] == [CURRENT_FILE]
+    assert (tmp_path / CURRENT_FILE).read_text() == "v1\n"
+
+
+def test_a_decision_keeps_its_field_order_and_writes_any_evidence(store_copy: Path) -> None:
+    from datetime import UTC, datetime
+
+    (store_copy / DECISIONS_FILE).unlink(missing_ok=True)
+    registry = ModelRegistry(store_copy)
+    when = datetime(2026, 12, 2, tzinfo=UTC)
+    registry.record_decision("retrain_rejected", None, evidence={"rows": np.int64(3), "at": when})
+    [line] = (store_copy / DECISIONS_FILE).read_text(encoding="utf-8").splitlines()
+    entry = json.loads(line)
+    assert list(entry) == ["action", "version", "previous", "who", "at", "reason", "evidence"]
+    assert entry["evidence"] == {"rows": "3", "at": str(when)}
+
+
+def test_the_decisions_around_a_torn_line_are_all_read(
+    store_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (store_copy / DECISIONS_FILE).write_text('{"action": "a"}\n{"action": "torn\n{"action": "b"}\n')
+    assert [d["action"] for d in ModelRegistry(store_copy).decisions()] == ["a", "b"]
+    assert [r.getMessage() for r in caplog.records if r.name == "models.store"] == [
+        "skipping a line of decisions.jsonl that is not JSON"
+    ]
+
+
+def test_manifests_are_written_for_people_in_their_own_field_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two-space indents, fields in the order training wrote them; signing appends its field."""
+    caplog.set_level(logging.INFO, logger="models.store")
+    registry = ModelRegistry(tmp_path, signing_key=KEY)
+    with registry.stage("v1") as folder:
+        (folder / LEGACY_MODEL_FILE).write_bytes(b"model bytes")
+        (folder / MANIFEST_FILE).write_text(json.dumps({"version": "", "selected_model": "x", "metrics": {}}))
+    sealed = (tmp_path / "v1" / MANIFEST_FILE).read_text(encoding="utf-8")
+    manifest = json.loads(sealed)
+    assert list(manifest) == [
+        "version", "selected_model", "metrics", "model_format", "model_file", "sha256", "signature"
+    ]  # fmt: skip
+    assert sealed == json.dumps(manifest, indent=2) + "\n"
+    caplog.clear()
+    ModelRegistry(tmp_path, signing_key=b"another-key-another-key-another-key").sign("v1")
+    signed = (tmp_path / "v1" / MANIFEST_FILE).read_text(encoding="utf-8")
+    resigned = json.loads(signed)
+    assert list(resigned) == list(manifest) and resigned["signature"] != manifest["signature"]
+    assert signed == json.dumps(resigned, indent=2) + "\n"
+    assert [r.getMessage() for r in caplog.records if r.name == "models.store"] == ["signed model version v1"]
+
+
+def test_signing_without_a_key_and_verifying_unsigned_versions_are_refused(store_copy: Path) -> None:
+    version = ModelRegistry(store_copy).current()
+    assert version is not None
+    with pytest.raises(RegistryError) as no_key:
+        ModelRegistry(store_copy).sign(version)
+    assert str(no_key.value) == "no signing key is configured (CHURN_MODEL_SIGNING_KEY or _FILE)"
+    with pytest.raises(IntegrityError, match=f"^version {version} is refused: it is not signed$"):
+        ModelRegistry(store_copy, signing_key=KEY).verify(version)
+
+
+def test_a_manifest_without_a_model_file_names_the_older_joblib_file(store_copy: Path) -> None:
+    """Versions saved before skops have no ``model_file`` field: theirs is model.joblib."""
+    version = ModelRegistry(store_copy).current()
+    assert version is not None
+    manifest = json.loads((store_copy / version / MANIFEST_FILE).read_text())
+    del manifest["model_file"]
+    (store_copy / version / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert ModelRegistry(store_copy).model_file(version) == LEGACY_MODEL_FILE
+
+
+def test_clearing_an_absent_challenger_pointer_is_a_no_op(store_copy: Path) -> None:
+    ModelRegistry(store_copy)._write_challenger(None)
+    assert ModelRegistry(store_copy).challenger() is None
