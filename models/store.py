@@ -30,6 +30,7 @@ adds the operations that move ``CURRENT`` (promote, roll back) after test-loadin
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -91,7 +92,7 @@ def _open_plain(path: Path) -> Any:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise IsADirectoryError(f"{path.name} is not a regular file")
+        raise IsADirectoryError(errno.EISDIR, "not a regular file", path.name)
     return os.fdopen(fd, "rb")
 
 

@@ -339,9 +339,15 @@ def test_a_copied_folder_under_another_name_is_refused(store_copy: Path) -> None
     assert first is not None
     copy = "99990101T000000000000Z-copy"
     shutil.copytree(store_copy / first, store_copy / copy)  # the manifest still names `first`
-    with pytest.raises(IntegrityError, match=f"version {copy}: its manifest names '{first}'"):
+    with pytest.raises(IntegrityError) as refused:
         registry.promote(copy)
+    assert str(refused.value) == (
+        f"version {copy}: its manifest names '{first}'; a folder copied or renamed from "
+        "another version is not that version (train, or promote the original)"
+    )
     assert registry.current() == first
+    with pytest.raises(RegistryError, match=f"^unknown version 'nope' \\(known: {first}, {copy}\\)$"):
+        registry.load("nope")
 
 
 # --- finding: whoever writes the store could rewrite both the pickle and its sha256 ----------
@@ -622,13 +628,13 @@ def test_a_listed_artifact_that_is_a_folder_cannot_be_read(store_copy: Path) -> 
     (store_copy / version / "report.md").unlink()
     (store_copy / version / "report.md").mkdir()
     with pytest.raises(
-        IntegrityError, match=f"^version {version}: cannot read report.md \\(IsADirectoryError\\)$"
+        IntegrityError, match=f"^version {version}: cannot read report.md \\(not a regular file\\)$"
     ):
         registry.verify(version)
     (store_copy / version / MODEL_FILE).unlink()
     (store_copy / version / MODEL_FILE).mkdir()
     with pytest.raises(
-        IntegrityError, match=f"^version {version}: cannot read {MODEL_FILE} \\(IsADirectoryError\\)$"
+        IntegrityError, match=f"^version {version}: cannot read {MODEL_FILE} \\(not a regular file\\)$"
     ):
         registry.load(version)
     os.rmdir(store_copy / version / MODEL_FILE)
@@ -960,3 +966,23 @@ def test_a_manifest_without_a_model_file_names_the_older_joblib_file(store_copy:
 def test_clearing_an_absent_challenger_pointer_is_a_no_op(store_copy: Path) -> None:
     ModelRegistry(store_copy)._write_challenger(None)
     assert ModelRegistry(store_copy).challenger() is None
+
+
+def test_load_checks_the_bytes_it_deserialises_not_the_file_again(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model file is read once: a file swapped after that read cannot pass for the checked one."""
+    registry = ModelRegistry(store_copy)
+    version = registry.current()
+    assert version is not None
+    hashed: list[str] = []
+    digest = ModelRegistry._digest
+
+    def spy(self: ModelRegistry, version: str, folder: Path, name: str) -> str:
+        hashed.append(name)
+        return digest(self, version, folder, name)
+
+    monkeypatch.setattr(ModelRegistry, "_digest", spy)
+    loaded = registry.load(version)
+    assert MODEL_FILE not in hashed and hashed  # the other artifacts are read from disk
+    assert loaded.path == store_copy / version
