@@ -219,3 +219,63 @@ def test_a_refused_request_is_counted_under_its_route_and_status() -> None:
         return metrics.registry.get_sample_value("churn_api_requests_total", labels)
 
     assert (count("/predict", "401"), count("unmatched", "200")) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_every_method_with_a_body_has_its_chunks_counted(method: str) -> None:
+    scope = _scope() | {"method": method, "path": "/slow"}
+    with pytest.raises(HTTPException, match="larger than 100 bytes"):
+        _call(_middleware(), scope, [b"x" * 60, b"x" * 41])
+
+
+def test_a_timeout_on_a_server_that_gives_no_state_names_no_key(caplog: pytest.LogCaptureFixture) -> None:
+    """``state`` is an optional ASGI extension: without it the log line still has its key field."""
+    scope = _scope("/slow", key=None)
+    del scope["state"]
+    sent = _call(_middleware(_stalls, keys=None, timeout_s=0.05), scope, [b""])
+    assert sent[0]["status"] == 504
+    assert "request_timeout path=/slow after_s=0.05 key=-" in caplog.messages
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "body"),
+    [
+        (
+            {"content-type": "text/plain"},
+            415,
+            {"error": "unsupported_media_type", "message": "send the body as application/json", "errors": []},
+        ),
+        ({"content-type": "application/json; charset=utf-8; profile=x"}, 200, None),
+        (
+            {"content-length": "ten"},
+            400,
+            {"error": "bad_request", "message": "Content-Length is not a number", "errors": []},
+        ),
+    ],
+    ids=["text", "json-with-parameters", "length-not-a-number"],
+)
+def test_the_body_checks_answer_in_their_own_words(
+    headers: dict[str, str], status: int, body: dict[str, Any] | None
+) -> None:
+    sent = _call(_middleware(), _scope(headers=headers), [b"{}"])
+    assert sent[0]["status"] == status
+    if body is not None:
+        assert orjson.loads(sent[1]["body"]) == body
+
+
+def test_a_limit_by_key_still_counts_keyless_requests_per_address() -> None:
+    """The service description needs no key: its callers are told apart by address."""
+    from api.rate_limit import RateLimit
+
+    middleware = _middleware(rate_limit=RateLimit("1/minute", by="key"))
+    for client in ("203.0.113.7", "203.0.113.8"):
+        scope = _scope("/", key=None) | {"method": "GET", "client": (client, 50000)}
+        assert _call(middleware, scope, [b""])[0]["status"] == 200
+
+
+def test_the_latency_of_a_request_is_its_duration() -> None:
+    metrics = ApiMetrics.create()
+    _call(_middleware(metrics=metrics), _scope(), [b"{}"])
+    labels = {"route": "/predict"}
+    assert metrics.registry.get_sample_value("churn_api_request_latency_seconds_count", labels) == 1.0
+    assert 0.0 < metrics.registry.get_sample_value("churn_api_request_latency_seconds_sum", labels) < 1.0  # type: ignore[operator]
