@@ -92,7 +92,7 @@ def _open_plain(path: Path) -> Any:
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise IsADirectoryError(errno.EISDIR, "not a regular file", path.name)
+        raise IsADirectoryError(errno.EISDIR, "not a regular file")
     return os.fdopen(fd, "rb")
 
 
@@ -272,7 +272,7 @@ class ModelStore:
 
     def model_file(self, version: str) -> str:
         """The artifact file name of ``version`` (``model.skops``, or ``model.joblib`` when older)."""
-        name = self.manifest(version).get("model_file", LEGACY_MODEL_FILE)
+        name = self.manifest(version).get("model_file")  # absent in versions saved before skops
         return name if isinstance(name, str) else LEGACY_MODEL_FILE
 
     def verify(self, version: str, *, require_signature: bool = True) -> dict[str, Any]:

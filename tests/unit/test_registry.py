@@ -986,3 +986,17 @@ def test_load_checks_the_bytes_it_deserialises_not_the_file_again(
     loaded = registry.load(version)
     assert MODEL_FILE not in hashed and hashed  # the other artifacts are read from disk
     assert loaded.path == store_copy / version
+
+
+def test_an_os_error_without_words_is_named_by_its_kind(
+    store_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import store
+
+    def unreadable(path: Path) -> str:
+        raise PermissionError  # no errno, no words: what some file systems' errors carry
+
+    version = ModelRegistry(store_copy).current()
+    monkeypatch.setattr(store, "sha256_file", unreadable)
+    with pytest.raises(IntegrityError, match=r"cannot read \S+ \(PermissionError\)$"):
+        ModelRegistry(store_copy).verify(str(version))
