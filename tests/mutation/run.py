@@ -131,9 +131,11 @@ def _setup_cfg(module: str, tests: tuple[str, ...]) -> str:
 
     return "[mutmut]\n" + "".join(
         [
-            # a mutant that hangs (a read loop that never ends) is stopped after 5x the time of
-            # its tests, not mutmut's default 15x: the store's tests take a minute
-            "timeout_multiplier=5\n",
+            # A mutant that hangs (a read loop that never ends) is stopped after 5x the time of
+            # its tests plus 20 s, not mutmut's default 15x plus 1 s: the store's tests take a
+            # minute, and a mutant's fresh session first builds the module fixtures (fitting
+            # models: seconds of CPU on every core) that the measured tests found ready.
+            "timeout_multiplier=5\ntimeout_constant=20\n",
             listed("source_paths", [package]),
             listed("only_mutate", [module]),
             listed("also_copy", [p for p in COPIED if p != package]),
