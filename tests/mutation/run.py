@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,11 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_api_routes.py",
     ),
 }
+
+#: mutmut forks one process per mutant from a process that has fitted models. A forked child
+#: whose parent started an OpenMP thread pool (HistGradientBoosting, BLAS) hangs in its first
+#: parallel region, so the native thread pools stay at one thread.
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 #: mutmut's exit code of a mutant's test run -> its outcome (mutmut.__main__.status_by_exit_code).
 OUTCOME = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 34: "skipped",
@@ -194,6 +200,7 @@ def run_module(module: str, mutants: list[str], equivalent: dict[str, str], *, q
         proc = subprocess.run(
             [sys.executable, "-m", "mutmut", "run", *mutants],
             cwd=tree,
+            env=os.environ | SINGLE_THREADED,
             stdout=out,
             stderr=subprocess.STDOUT,
             check=False,
