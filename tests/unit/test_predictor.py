@@ -158,6 +158,8 @@ def test_compiled_tails_cover_votes_scalers_and_pass_through_steps(random_custom
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from models.calibration import SigmoidCalibrated
+
     def members() -> list[tuple[str, Any]]:
         return [
             ("linear", Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(C=0.1))])),
@@ -172,6 +174,19 @@ def test_compiled_tails_cover_votes_scalers_and_pass_through_steps(random_custom
         "pass-through steps": _fitted(
             ("skip", "passthrough"),
             ("inner", Pipeline([("scale", StandardScaler()), ("none", None), ("lr", LogisticRegression())])),
+        ),
+        "a step then a nested pipeline": _fitted(
+            ("scale", StandardScaler()),
+            (
+                "inner",
+                Pipeline(
+                    [("rescale", StandardScaler(with_mean=False)), ("lr", LogisticRegression(max_iter=1000))]
+                ),
+            ),
+        ),
+        # a soft vote has no decision_function: the calibration is fitted on its probabilities
+        "sigmoid around a soft vote": _fitted(
+            ("model", SigmoidCalibrated(VotingClassifier(members(), voting="soft"), cv=3))
         ),
     }
     for name, pipeline in shapes.items():

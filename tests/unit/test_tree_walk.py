@@ -38,3 +38,29 @@ def test_a_value_exactly_at_a_split_threshold_goes_where_sklearn_sends_it() -> N
     matrix[np.arange(len(matrix)), forest.feature[inner]] = forest.threshold[inner]
     walked = forest.baseline + forest.value[forest.leaves(matrix)].sum(axis=1)
     np.testing.assert_allclose(walked, model.decision_function(matrix), rtol=0, atol=1e-9)
+
+
+def test_batches_past_the_walk_limit_go_to_sklearns_tree_code_without_its_input_checks() -> None:
+    """Up to TREE_MAX_ROWS rows are walked in numpy; more go to sklearn, inputs already validated."""
+    import sklearn
+    from sklearn.pipeline import Pipeline
+
+    from models.fastpath import TREE_MAX_ROWS, compile_log_odds
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(600, 4))
+    model = HistGradientBoostingClassifier(max_iter=10, random_state=0).fit(x, x[:, 0] > 0)
+    calls: list[tuple[int, bool, bool]] = []
+    decision = model.decision_function
+
+    def spy(matrix: np.ndarray) -> np.ndarray:
+        config = sklearn.get_config()
+        calls.append((len(matrix), config["assume_finite"], config["skip_parameter_validation"]))
+        return decision(matrix)
+
+    model.decision_function = spy  # type: ignore[method-assign]
+    log_odds = compile_log_odds(Pipeline([("model", model)]))
+    assert log_odds is not None
+    for rows in (TREE_MAX_ROWS, TREE_MAX_ROWS + 1):
+        np.testing.assert_allclose(log_odds(x[:rows]), decision(x[:rows]), rtol=0, atol=1e-9)
+    assert calls == [(TREE_MAX_ROWS + 1, True, True)]
