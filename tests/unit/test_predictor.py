@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -257,3 +258,114 @@ def test_events_and_dicts_get_the_same_reasons(random_customers: pd.DataFrame) -
     np.testing.assert_array_equal(from_events.probability, from_dicts.probability)
     for event, reasons in zip(as_events(sample), from_events.reasons, strict=True):
         assert predictor.explain_one(event, top=2, down=1)[1] == reasons
+
+
+# --- what the mutation run of models/predictor.py found unchecked ---------------------------------
+def _linear() -> Predictor:
+    return Predictor(fitted("logistic_regression", generate(1200, seed=1)), {"version": "v"})
+
+
+def test_a_predictor_from_the_store_carries_its_manifest(tmp_path: Any) -> None:
+    from models import artifact
+    from models.registry import MANIFEST_FILE, ModelRegistry
+
+    registry = ModelRegistry(tmp_path)
+    manifest = {
+        "selected_model": "logistic_regression",
+        "threshold": 0.3,
+        "created_at": "2026-12-02T00:00:00Z",
+    }
+    with registry.stage("v1") as folder:
+        artifact.dump(fitted("logistic_regression", generate(1200, seed=1)), folder)
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    registry.promote("v1")
+    for predictor in (Predictor.from_registry(registry), Predictor.from_registry(registry, "v1")):
+        assert predictor.manifest == registry.manifest("v1")
+        info = predictor.info
+        assert (info.version, info.selected_model, info.threshold, info.created_at) == (
+            "v1", "logistic_regression", 0.3, "2026-12-02T00:00:00Z"
+        )  # fmt: skip
+
+
+def test_a_pipeline_without_the_encoder_first_is_refused_in_words() -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    with pytest.raises(TypeError, match="^the pipeline must start with models.encoding.FeatureEncoder$"):
+        Predictor(Pipeline([("model", LogisticRegression())]), {"version": "v"})
+
+
+def test_the_load_time_checks_allow_rounding_and_nothing_more(
+    random_customers: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model 5e-9 off in log-odds: ~1e-9 in probability, past both checks' tolerances."""
+    predictor = _linear()
+    records = as_events(random_customers.head(20))
+    model = predictor.pipeline.named_steps["model"]
+    model.intercept_ = model.intercept_ + 5e-9  # the compiled scorer and the explainer keep copies
+    predictor.check_fast_path(records)
+    predictor.check_reasons(records)
+    assert predictor.fast_path is False
+    assert predictor.no_reasons_because == "its reason codes failed the load-time check"
+    assert [r.getMessage() for r in caplog.records if r.name == "models.predictor"] == [
+        "compiled scorer disagrees with sklearn for v; using sklearn",
+        "reason codes do not add up to the log-odds for v; serving none",
+    ]
+
+
+def test_sklearn_runs_without_its_input_checks_on_the_serving_paths(
+    random_customers: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inputs are validated and encoded before the model: sklearn's own checks would only cost time."""
+    import sklearn
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    seen: list[tuple[str, bool, bool]] = []
+
+    def spying(cls: Any, method: str) -> None:
+        original = getattr(cls, method)
+
+        def spy(self: Any, matrix: Any) -> Any:
+            config = sklearn.get_config()
+            seen.append((method, config["assume_finite"], config["skip_parameter_validation"]))
+            return original(self, matrix)
+
+        monkeypatch.setattr(cls, method, spy)
+
+    spying(LogisticRegression, "predict_proba")
+    spying(LogisticRegression, "decision_function")
+    spying(RandomForestClassifier, "predict_proba")
+    records = as_events(random_customers.head(5))
+    linear = _linear()
+    linear.check_fast_path(records)
+    linear.check_reasons(records)
+    Predictor(fitted("random_forest", generate(1200, seed=1)), {"version": "f"}).predict_batch(records)
+    assert {method for method, *_ in seen} == {"predict_proba", "decision_function"}
+    assert all((finite, unvalidated) == (True, True) for _, finite, unvalidated in seen)
+
+
+def test_reasons_default_to_the_top_three_and_follow_top_and_down(random_customers: pd.DataFrame) -> None:
+    from scorer.fast_check import columns_of
+
+    predictor = _linear()
+    events = as_events(random_customers.head(4))
+    columns, n = columns_of(events), len(events)
+    batches = [predictor.explain_batch(events).reasons, predictor.explain_columns(columns, n).reasons]
+    batches.append([predictor.explain_one(event)[1] for event in events])
+    for reasons in batches:
+        assert [len(r) for r in reasons] == [3] * n
+    assert [len(r) for r in predictor.explain_batch(events, top=2, down=1).reasons] == [3] * n
+    assert [len(r) for r in predictor.explain_columns(columns, n, top=1).reasons] == [1] * n
+    np.testing.assert_array_equal(predictor.predict_columns(columns, n), predictor.predict_batch(events))
+
+
+def test_explaining_a_frame_gives_its_probabilities_and_every_contribution(
+    random_customers: pd.DataFrame,
+) -> None:
+    predictor = _linear()
+    frame = random_customers.head(50)
+    probability, contributions = predictor.explain_frame(frame)
+    np.testing.assert_array_equal(probability, predictor.predict_frame(frame))
+    log_odds = predictor.pipeline[1:].decision_function(predictor.pipeline[0].transform(frame))
+    np.testing.assert_allclose(contributions.log_odds(), log_odds, rtol=0, atol=TOLERANCE)
