@@ -275,10 +275,12 @@ def test_a_predictor_from_the_store_carries_its_manifest(tmp_path: Any) -> None:
         "threshold": 0.3,
         "created_at": "2026-12-02T00:00:00Z",
     }
-    with registry.stage("v1") as folder:
-        artifact.dump(fitted("logistic_regression", generate(1200, seed=1)), folder)
-        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    for version in ("v1", "v2"):
+        with registry.stage(version) as folder:
+            artifact.dump(fitted("logistic_regression", generate(1200, seed=1)), folder)
+            (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
     registry.promote("v1")
+    assert Predictor.from_registry(registry, "v2").version == "v2"  # the version named, not the current one
     for predictor in (Predictor.from_registry(registry), Predictor.from_registry(registry, "v1")):
         assert predictor.manifest == registry.manifest("v1")
         info = predictor.info
