@@ -64,9 +64,15 @@ def _scope(
     }
 
 
-def _call(middleware: ServiceMiddleware, scope: dict[str, Any], chunks: list[bytes]) -> list[dict[str, Any]]:
-    """Run one request with its body in ``chunks``; the messages the middleware sent."""
-    sent: list[dict[str, Any]] = []
+def _call(
+    middleware: ServiceMiddleware,
+    scope: dict[str, Any],
+    chunks: list[bytes],
+    sent: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Run one request with its body in ``chunks``; the messages the middleware sent (into ``sent``,
+    when given, so that they are seen even when the request raises)."""
+    sent = [] if sent is None else sent
     pending = list(chunks) or [b""]
 
     async def receive() -> dict[str, Any]:
@@ -78,6 +84,10 @@ def _call(middleware: ServiceMiddleware, scope: dict[str, Any], chunks: list[byt
 
     asyncio.run(middleware(scope, receive, send))
     return sent
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "api.middleware"]
 
 
 def _answer(sent: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
@@ -125,7 +135,7 @@ def test_each_refused_key_is_answered_and_logged_in_its_own_words(
 ) -> None:
     sent = _call(_middleware(), _scope(path, key), [b"{}"])
     assert _answer(sent) == (status, {"error": error, "message": message, "errors": []})
-    assert [r.getMessage() for r in caplog.records if r.name == "api.middleware"] == [logged]
+    assert _logged(caplog) == [logged]
     if status == 401:
         assert (b"www-authenticate", b"X-API-Key") in sent[0]["headers"]
 
@@ -175,7 +185,7 @@ def test_a_timeout_before_the_answer_is_504_and_logged_with_the_key(caplog: pyte
         504,
         {"error": "request_timeout", "message": "the request took longer than 0.05 s", "errors": []},
     )
-    logged = [r.getMessage() for r in caplog.records if r.name == "api.middleware"]
+    logged = _logged(caplog)
     assert logged == ["request_timeout path=/slow after_s=0.05 key=reader"]
 
 
@@ -184,15 +194,8 @@ def test_a_timeout_after_the_headers_went_out_closes_the_response(caplog: pytest
     metrics = ApiMetrics.create()
     middleware = _middleware(_stalls_after_headers, timeout_s=0.05, metrics=metrics)
     sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     with pytest.raises(TimeoutError):
-        asyncio.run(middleware(_scope("/slow"), receive, send))
+        _call(middleware, _scope("/slow"), [b""], sent)
     assert [m["type"] for m in sent] == ["http.response.start"]
     assert "request_timeout path=/slow" in caplog.text
     counted = metrics.registry.get_sample_value(
@@ -204,9 +207,7 @@ def test_a_timeout_after_the_headers_went_out_closes_the_response(caplog: pytest
 def test_without_keys_every_route_is_open_and_the_log_names_no_key(caplog: pytest.LogCaptureFixture) -> None:
     sent = _call(_middleware(_stalls, keys=None, timeout_s=0.05), _scope("/slow", key=None), [b""])
     assert sent[0]["status"] == 504
-    assert [r.getMessage() for r in caplog.records if r.name == "api.middleware"] == [
-        "request_timeout path=/slow after_s=0.05 key=-"
-    ]
+    assert _logged(caplog) == ["request_timeout path=/slow after_s=0.05 key=-"]
 
 
 def test_a_refused_request_is_counted_under_its_route_and_status() -> None:

@@ -739,8 +739,8 @@ def _three_versions(store: Path) -> tuple[str, str, str]:
     return first, second, third
 
 
-def _registry_log(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "models.registry"]
+def _logged(caplog: pytest.LogCaptureFixture, logger: str = "models.registry") -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger]
 
 
 def test_every_pointer_move_is_recorded_with_what_it_replaced_and_why(
@@ -775,7 +775,7 @@ def test_every_pointer_move_is_recorded_with_what_it_replaced_and_why(
         ("rollback", third, second, "", None),
     ]
     assert decisions[7] == kept
-    assert _registry_log(caplog) == [
+    assert _logged(caplog) == [
         f"challenger model version {second} (was none)",
         f"challenger model version {third} (was {second})",
         f"promoted model version {third}",
@@ -844,7 +844,7 @@ def test_a_version_whose_model_raises_is_refused_naming_the_exception(
     with pytest.raises(ModelCheckError) as refused:
         ModelRegistry(store_copy).vet(str(version))
     assert str(refused.value) == f"version {version}: the model cannot score the probe customers (ValueError)"
-    assert _registry_log(caplog) == [f"model_check_failed version={version} error=ValueError('boom')"]
+    assert _logged(caplog) == [f"model_check_failed version={version} error=ValueError('boom')"]
 
 
 @pytest.mark.parametrize(
@@ -914,9 +914,7 @@ def test_the_decisions_around_a_torn_line_are_all_read(
 ) -> None:
     (store_copy / DECISIONS_FILE).write_text('{"action": "a"}\n{"action": "torn\n{"action": "b"}\n')
     assert [d["action"] for d in ModelRegistry(store_copy).decisions()] == ["a", "b"]
-    assert [r.getMessage() for r in caplog.records if r.name == "models.store"] == [
-        "skipping a line of decisions.jsonl that is not JSON"
-    ]
+    assert _logged(caplog, "models.store") == ["skipping a line of decisions.jsonl that is not JSON"]
 
 
 def test_manifests_are_written_for_people_in_their_own_field_order(
@@ -940,7 +938,7 @@ def test_manifests_are_written_for_people_in_their_own_field_order(
     resigned = json.loads(signed)
     assert list(resigned) == list(manifest) and resigned["signature"] != manifest["signature"]
     assert signed == json.dumps(resigned, indent=2) + "\n"
-    assert [r.getMessage() for r in caplog.records if r.name == "models.store"] == ["signed model version v1"]
+    assert _logged(caplog, "models.store") == ["signed model version v1"]
 
 
 def test_signing_without_a_key_and_verifying_unsigned_versions_are_refused(store_copy: Path) -> None:
